@@ -1,0 +1,1 @@
+"""Evaluation metrics (FID, KID, PR, IS, PPL) and their registry."""
