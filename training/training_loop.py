@@ -1,0 +1,682 @@
+"""The StyleGAN2-ADA training loop (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data"), with exact resume."""
+
+import contextlib
+import copy
+import json
+import os
+import pickle
+import random
+import time
+
+import numpy as np
+import PIL.Image
+import psutil
+import torch
+
+import dnnlib
+import legacy
+from torch_utils import misc
+from torch_utils import training_stats
+from torch_utils.ops import conv2d_gradfix
+from torch_utils.ops import grid_sample_gradfix
+
+RESUME_STATE_VERSION = 1  # Layout version of the 'resume_state' snapshot entry.
+
+#----------------------------------------------------------------------------
+# EMA decay per step for G_ema: the weight of the old average after one batch,
+# so that it halves every ema_kimg thousand images. With ema_rampup, the
+# half-life is capped at cur_nimg * ema_rampup early in training.
+
+def ema_beta(batch_size, ema_kimg, ema_rampup, cur_nimg):
+    ema_nimg = ema_kimg * 1000
+    if ema_rampup is not None:
+        ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
+    return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
+
+#----------------------------------------------------------------------------
+# Pick the images of the snapshot grid. Returns ((gw, gh), images uint8
+# [gw*gh, C, H, W], labels [gw*gh, label_dim]). Without labels the grid is a
+# seeded random selection; with labels every row shows one label value.
+
+def setup_snapshot_image_grid(training_set, random_seed=0):
+    rnd = np.random.RandomState(random_seed)
+    gw = int(np.clip(7680 // training_set.image_shape[2], 7, 32))
+    gh = int(np.clip(4320 // training_set.image_shape[1], 4, 32))
+    num = len(training_set)
+
+    if not training_set.has_labels:
+        order = np.arange(num)
+        rnd.shuffle(order)
+        picks = [order[i % num] for i in range(gw * gh)]
+    else:
+        # Group by label (in a canonical order), shuffle each group, deal gw items per row.
+        groups = dict()
+        for idx in range(num):
+            key = tuple(training_set.get_details(idx).raw_label.flat[::-1])
+            groups.setdefault(key, []).append(idx)
+        keys = sorted(groups)
+        for key in keys:
+            rnd.shuffle(groups[key])
+        picks = []
+        for y in range(gh):
+            members = groups[keys[y % len(keys)]]
+            picks += [members[x % len(members)] for x in range(gw)]
+            groups[keys[y % len(keys)]] = members[gw:] + members[:gw]
+
+    images, labels = zip(*[training_set[i] for i in picks])
+    return (gw, gh), np.stack(images), np.stack(labels)
+
+#----------------------------------------------------------------------------
+# Save a batch of images [N, C, H, W] as one PNG grid of gh rows by gw
+# columns. drange is the value range of the input ([0, 255] for uint8 reals,
+# [-1, 1] for generator output). Written atomically.
+
+def save_image_grid(img, fname, drange, grid_size):
+    lo, hi = drange
+    img = torch.as_tensor(np.asarray(img, dtype=np.float32))
+    pixels = misc.images_to_uint8((img - lo) * (2 / (hi - lo)) - 1).cpu().numpy()  # [N, H, W, C]
+    gw, gh = grid_size
+    _N, H, W, C = pixels.shape
+    pixels = pixels.reshape(gh, gw, H, W, C).transpose(0, 2, 1, 3, 4).reshape(gh * H, gw * W, C)
+    if C not in (1, 3):
+        raise ValueError(f'save_image_grid: images must have 1 or 3 channels, got {C}')
+    image = PIL.Image.fromarray(pixels[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(pixels, 'RGB')
+    with dnnlib.util.atomic_write(fname, 'wb') as f:
+        image.save(f, format='png')
+
+#----------------------------------------------------------------------------
+# Random number generator states of this process (python, numpy, torch CPU,
+# and the CUDA device in use), to save and restore for exact resume.
+
+def _get_rng_state(device):
+    state = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
+    if device.type == 'cuda':
+        state['cuda'] = torch.cuda.get_rng_state(device)
+    return state
+
+def _set_rng_state(state, device):
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if device.type == 'cuda' and 'cuda' in state:
+        torch.cuda.set_rng_state(state['cuda'], device)
+
+# Run a block without changing what the training RNGs draw afterwards.
+@contextlib.contextmanager
+def _preserve_rng(device):
+    state = _get_rng_state(device)
+    try:
+        yield
+    finally:
+        _set_rng_state(state, device)
+
+#----------------------------------------------------------------------------
+# Times one phase: CUDA events on a GPU, the wall clock elsewhere.
+
+class _PhaseTimer:
+    def __init__(self, device):
+        self.device = device
+        self.elapsed_ms = None  # duration of the latest run; None = has not run since read
+        self._start = None
+
+    def start(self):
+        if self.device.type == 'cuda':
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record(torch.cuda.current_stream(self.device))
+        else:
+            self._start = time.perf_counter()
+
+    def stop(self):
+        if self.device.type == 'cuda':
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(torch.cuda.current_stream(self.device))
+            end.synchronize()
+            self.elapsed_ms = self._start.elapsed_time(end)
+        else:
+            self.elapsed_ms = (time.perf_counter() - self._start) * 1000
+
+#----------------------------------------------------------------------------
+# The same object on every rank: each rank's `obj` in a list indexed by rank.
+
+def _gather_objects(obj, num_gpus):
+    if num_gpus == 1:
+        return [obj]
+    gathered = [None] * num_gpus
+    torch.distributed.all_gather_object(gathered, obj)
+    return gathered
+
+# Rank 0's object on every rank.
+def _broadcast_object(obj, num_gpus):
+    if num_gpus == 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+#----------------------------------------------------------------------------
+# The training_loop() arguments that describe the run (JSON-safe), recorded in
+# every snapshot so that a resume can compare its options.
+
+def _run_options(args):
+    skip = ('abort_fn', 'progress_fn', 'metric_fn', 'device', 'rank', 'run_dir')
+    return json.loads(json.dumps({k: v for k, v in args.items() if k not in skip}, default=str))
+
+#----------------------------------------------------------------------------
+# Load a resume pickle on rank 0 and share its 'resume_state' (if it is used)
+# with every rank. Returns (networks dict on rank 0 / None elsewhere, resume state or None).
+
+def _load_resume(resume_pkl, resume_exact, num_gpus, rank):
+    if resume_pkl is None:
+        return None, None
+    data, state = None, None
+    if rank == 0:
+        print(f'Resuming from "{resume_pkl}"')
+        with dnnlib.util.open_url(resume_pkl) as f:
+            data = legacy.load_network_pkl(f)
+        state = data.get('resume_state', None) if resume_exact else None
+        if state is None:
+            why = 'resume_exact=False' if resume_exact is False and 'resume_state' in data else 'the pickle has no resume_state'
+            print(f'Loading weights only ({why}): optimizer, counters, ADA p and RNG start fresh, as in the official code.')
+        elif state.get('version') != RESUME_STATE_VERSION:
+            raise ValueError(f'{resume_pkl}: resume_state version {state.get("version")} is not supported '
+                             f'(this code reads version {RESUME_STATE_VERSION}); resume with resume_exact=False to load weights only')
+        else:
+            print(f'Exact resume at kimg {state["cur_nimg"] / 1000:.3f}, tick {state["cur_tick"]}.')
+    return data, _broadcast_object(state, num_gpus)
+
+#----------------------------------------------------------------------------
+# Dataset, sampler and an endless iterator over batches of this rank.
+
+def _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_seed, batch_size, num_gpus, rank, device, sampler_state):
+    training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    sampler_kwargs = dict(sampler_kwargs if sampler_kwargs is not None else dict(class_name='torch_utils.misc.InfiniteSampler'))
+    sampler = dnnlib.util.construct_class_by_name(dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed, **sampler_kwargs)
+    if sampler_state is not None:
+        sampler.load_state_dict(sampler_state)
+    loader_kwargs = dict(data_loader_kwargs)
+    if device.type != 'cuda':
+        loader_kwargs['pin_memory'] = False  # pinning needs an accelerator
+    if loader_kwargs.get('num_workers', 0) == 0:
+        loader_kwargs.pop('prefetch_factor', None)  # only valid with worker processes
+    loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler, batch_size=batch_size // num_gpus, **loader_kwargs)
+    if rank == 0:
+        print()
+        print('Num images: ', len(training_set))
+        print('Image shape:', training_set.image_shape)
+        print('Label shape:', training_set.label_shape)
+        print()
+    return training_set, sampler, iter(loader)
+
+#----------------------------------------------------------------------------
+# G, D and G_ema for the dataset's shape, training mode, no gradients.
+
+def _build_networks(G_kwargs, D_kwargs, training_set, device):
+    common = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common).train().requires_grad_(False).to(device)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    return G, D, G_ema
+
+# Print the layer tables of G and D (in eval mode, so that w_avg is not touched).
+def _print_summaries(G, D, batch_gpu, device):
+    G.eval(), D.eval()
+    with torch.no_grad():
+        z = torch.zeros([batch_gpu, G.z_dim], device=device)
+        c = torch.zeros([batch_gpu, G.c_dim], device=device)
+        img = misc.print_module_summary(G, [z, c])
+        misc.print_module_summary(D, [img, c])
+    G.train(), D.train()
+
+#----------------------------------------------------------------------------
+# Augmentation pipe and ADA controller (None when disabled).
+
+def _build_augment(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device):
+    if augment_kwargs is None or (augment_p == 0 and ada_target is None):
+        return None, None
+    augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+    augment_pipe.p.copy_(torch.as_tensor(augment_p))
+    ada = None
+    if ada_target is not None:
+        from training.augment import AdaptiveP
+        ada = AdaptiveP(target=ada_target, batch_size=batch_size, ada_kimg=ada_kimg, interval=ada_interval)
+        ada.stats = training_stats.Collector(regex='Loss/signs/real')
+        ada.carry = [0, 0.0]  # [count, sum] of signs seen since the last adjustment, before a snapshot split
+    return augment_pipe, ada
+
+# Adjust p from E[sign(D(real))] over all reals (all ranks) since the last adjustment.
+def _adjust_ada(ada, augment_pipe):
+    num, total = _take_ada_signs(ada)
+    ada.update(augment_pipe, total / num if num > 0 else None)
+
+def _take_ada_signs(ada):
+    ada.stats.update()
+    num = ada.stats.num('Loss/signs/real')
+    total = ada.stats.mean('Loss/signs/real') * num if num > 0 else 0.0
+    num, total = num + ada.carry[0], total + ada.carry[1]
+    ada.carry = [0, 0.0]
+    return num, total
+
+#----------------------------------------------------------------------------
+# Training phases. With a regularisation interval I, the main and the lazy
+# regularisation phase share an optimizer whose lr and betas are rescaled by
+# I / (I + 1); with None, one phase does both every step.
+
+def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device):
+    phases = []
+    for prefix, module, opt_kwargs, reg_interval in [('G', G, G_opt_kwargs, G_reg_interval), ('D', D, D_opt_kwargs, D_reg_interval)]:
+        opt_kwargs = dnnlib.EasyDict(opt_kwargs)
+        if reg_interval is None:
+            schedule = [('both', 1)]
+        else:
+            ratio = reg_interval / (reg_interval + 1)
+            opt_kwargs.lr = opt_kwargs.lr * ratio
+            opt_kwargs.betas = [beta ** ratio for beta in opt_kwargs.betas]
+            schedule = [('main', 1), ('reg', reg_interval)]
+        opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
+        for suffix, interval in schedule:
+            phases.append(dnnlib.EasyDict(name=prefix + suffix, opt_key=prefix, module=module, opt=opt,
+                                          interval=interval, timer=_PhaseTimer(device)))
+    return phases
+
+#----------------------------------------------------------------------------
+# Copy rank 0's parameters and buffers to every rank.
+
+def _broadcast_modules(modules, num_gpus):
+    if num_gpus == 1:
+        return
+    for module in modules:
+        if module is not None:
+            for tensor in misc.params_and_buffers(module):
+                torch.distributed.broadcast(tensor.data, src=0)
+
+#----------------------------------------------------------------------------
+# Average gradients over ranks (one all-reduce of all of them), then replace
+# NaN/inf by finite values as the official loop does.
+
+def _reduce_gradients(module, num_gpus):
+    params = [p for p in module.parameters() if p.numel() > 0]
+    if num_gpus > 1:
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.flatten() for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= num_gpus
+        for p, grad in zip(params, flat.split([p.numel() for p in params])):
+            p.grad.copy_(grad.reshape(p.shape))
+    for p in params:
+        if p.grad is not None:
+            misc.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+
+#----------------------------------------------------------------------------
+# One phase: zero grads, accumulate over the rounds of this rank's batch, sync, step.
+
+def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
+    phase.timer.start()
+    phase.opt.zero_grad(set_to_none=True)
+    phase.module.requires_grad_(True)
+    rounds = list(zip(real_img, real_c, gen_z, gen_c))
+    for round_idx, (r_img, r_c, g_z, g_c) in enumerate(rounds):
+        loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
+                                  sync=(round_idx == len(rounds) - 1), gain=phase.interval)
+    phase.module.requires_grad_(False)
+    with torch.autograd.profiler.record_function(phase.name + '_opt'):
+        _reduce_gradients(phase.module, num_gpus)
+        phase.opt.step()
+    phase.timer.stop()
+
+#----------------------------------------------------------------------------
+# This rank's reals for one iteration (split into batch_gpu rounds) and the
+# latents/labels of every phase (a full batch_size each, split likewise).
+
+def _fetch_batch(data_iter, training_set, num_phases, batch_size, batch_gpu, z_dim, device):
+    with torch.autograd.profiler.record_function('data_fetch'):
+        images, labels = next(data_iter)
+        real_img = misc.uint8_to_images(images.to(device)).split(batch_gpu)
+        real_c = labels.to(device).split(batch_gpu)
+        all_gen_z = torch.randn([num_phases * batch_size, z_dim], device=device)
+        gen_z = [chunk.split(batch_gpu) for chunk in all_gen_z.split(batch_size)]
+        picks = [training_set.get_label(np.random.randint(len(training_set))) for _ in range(num_phases * batch_size)]
+        all_gen_c = torch.from_numpy(np.stack(picks))
+        all_gen_c = (all_gen_c.pin_memory() if device.type == 'cuda' else all_gen_c).to(device)
+        gen_c = [chunk.split(batch_gpu) for chunk in all_gen_c.split(batch_size)]
+    return real_img, real_c, gen_z, gen_c
+
+#----------------------------------------------------------------------------
+# G_ema <- lerp(G, G_ema, beta) for parameters; buffers are copied from G.
+
+def _update_ema(G, G_ema, beta):
+    with torch.no_grad():
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+#----------------------------------------------------------------------------
+# Everything an exact resume needs besides the networks: counters, optimizer
+# and ADA state, and per-rank RNG, loss and sampler state. A collective call.
+
+def _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options):
+    sampler_state = sampler.state_dict()
+    num_unused = int(sampler_state['num_yielded']) - state.consumed
+    if num_unused != 0:
+        sampler_state = sampler.state_dict(num_unused=num_unused)  # rewind what the DataLoader prefetched
+    mine = dict(rng=_get_rng_state(device), loss=loss.state_dict(), sampler=sampler_state)
+    ranks = _gather_objects(mine, num_gpus)
+    if ada is not None:
+        num, total = _take_ada_signs(ada)
+        ada.carry = [num, total]
+    optimizers = {phase.opt_key: phase.opt.state_dict() for phase in phases}
+    return dict(version=RESUME_STATE_VERSION, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick + 1,
+                batch_idx=state.batch_idx, total_sec=time.time() - state.start_time, num_gpus=num_gpus,
+                optimizers=optimizers, ada=(None if ada is None else dict(ada.state_dict(), carry=list(ada.carry))),
+                ranks=ranks, training_options=run_options)
+
+# Put the saved state back. Called last in setup, so that setup's own random draws do not matter.
+def _restore_resume_state(resume_state, state, phases, ada, loss, device, num_gpus, rank):
+    state.cur_nimg = state.tick_start_nimg = resume_state['cur_nimg']
+    state.cur_tick = resume_state['cur_tick']
+    state.batch_idx = resume_state['batch_idx']
+    state.start_time -= resume_state['total_sec']
+    for phase in phases:
+        # Options may have changed on purpose (e.g. the learning rate): keep the configured hyperparameters.
+        configured = [{k: v for k, v in group.items() if k != 'params'} for group in phase.opt.param_groups]
+        phase.opt.load_state_dict(resume_state['optimizers'][phase.opt_key])
+        for group, values in zip(phase.opt.param_groups, configured):
+            group.update(values)
+    if ada is not None and resume_state['ada'] is not None:
+        ada.load_state_dict(resume_state['ada'])
+        ada.carry = list(resume_state['ada']['carry'])
+    if resume_state['num_gpus'] != num_gpus:
+        if rank == 0:
+            print(f'Note: the snapshot was written by {resume_state["num_gpus"]} processes, this run has {num_gpus}: '
+                  f'RNG, sampler and per-rank loss state start fresh, so the run will not continue exactly.')
+        return
+    mine = resume_state['ranks'][rank]
+    loss.load_state_dict(mine['loss'])
+    _set_rng_state(mine['rng'], device)
+
+#----------------------------------------------------------------------------
+# Write network-snapshot-<kimg>.pkl: the official keys (training_set_kwargs,
+# G, D, G_ema, augment_pipe) followed by our 'resume_state'. Returns the path
+# and the snapshot dict (on every rank; only rank 0 writes).
+
+def _save_network_snapshot(run_dir, cur_nimg, training_set_kwargs, modules, resume_state, num_gpus, rank):
+    snapshot = dict(training_set_kwargs=dict(training_set_kwargs))
+    for name, module in modules.items():
+        if module is not None:
+            if num_gpus > 1:
+                misc.check_ddp_consistency(module, ignore_regex=r'.*\.w_avg')
+            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+        snapshot[name] = module
+    snapshot['resume_state'] = resume_state
+    path = os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pkl')
+    if rank == 0:
+        with dnnlib.util.atomic_write(path, 'wb') as f:
+            pickle.dump(snapshot, f)
+    return path, snapshot
+
+#----------------------------------------------------------------------------
+# Default metric_fn: compute a registered metric and (rank 0) append it to
+# metric-<name>.jsonl. Returns {result name: value}.
+
+def calc_and_report_metric(metric, G, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl):
+    from metrics import metric_main
+    result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
+    if rank == 0:
+        metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+    return dict(result.results)
+
+#----------------------------------------------------------------------------
+# Report the tick's progress, timing and memory statistics (rank 0's values)
+# and print the status line.
+
+def _report_tick(state, augment_pipe, device, rank):
+    now = time.time()
+    tick_nimg = state.cur_nimg - state.tick_start_nimg
+    total_sec = now - state.start_time
+    tick_sec = now - state.tick_start_time
+    peak_gpu_gb = 0.0
+    if device.type == 'cuda':
+        peak_gpu_gb = torch.cuda.max_memory_allocated(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+    fields = [
+        ('tick',        'Progress/tick',            state.cur_tick,                              '<5d'),
+        ('kimg',        'Progress/kimg',            state.cur_nimg / 1e3,                        '<8.1f'),
+        ('time',        'Timing/total_sec',         total_sec,                                   None),
+        ('sec/tick',    'Timing/sec_per_tick',      tick_sec,                                    '<7.1f'),
+        ('sec/kimg',    'Timing/sec_per_kimg',      tick_sec / max(tick_nimg, 1) * 1e3,          '<7.2f'),
+        ('maintenance', 'Timing/maintenance_sec',   state.maintenance_time,                      '<6.1f'),
+        ('cpumem',      'Resources/cpu_mem_gb',     psutil.Process(os.getpid()).memory_info().rss / 2**30, '<6.2f'),
+        ('gpumem',      'Resources/peak_gpu_mem_gb', peak_gpu_gb,                                '<6.2f'),
+        ('augment',     'Progress/augment',         float(augment_pipe.p) if augment_pipe is not None else 0, '.3f'),
+    ]
+    words = []
+    for label, stat, value, fmt in fields:
+        training_stats.report0(stat, value)
+        text = f'{dnnlib.util.format_time(value):<12s}' if fmt is None else format(value, fmt)
+        words.append(f'{label} {text}')
+    training_stats.report0('Timing/total_hours', total_sec / (60 * 60))
+    training_stats.report0('Timing/total_days', total_sec / (24 * 60 * 60))
+    if rank == 0:
+        print(' '.join(words))
+
+#----------------------------------------------------------------------------
+# Logs of rank 0: stats.jsonl (truncated) and TensorBoard events when available.
+
+def _open_logs(run_dir, rank):
+    if rank != 0:
+        return None, None
+    stats_jsonl = open(os.path.join(run_dir, 'stats.jsonl'), 'wt')
+    stats_tfevents = None
+    try:
+        import torch.utils.tensorboard as tensorboard
+        stats_tfevents = tensorboard.SummaryWriter(run_dir)
+    except ImportError as err:
+        print('Skipping tfevents export:', err)
+    return stats_jsonl, stats_tfevents
+
+# Append one stats.jsonl line (one write, so a kill never leaves half a line) and the TensorBoard scalars.
+def _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, cur_nimg, start_time):
+    stats_collector.update()
+    stats = stats_collector.as_dict()
+    timestamp = time.time()
+    if stats_jsonl is not None:
+        stats_jsonl.write(json.dumps(dict(stats, timestamp=timestamp)) + '\n')
+        stats_jsonl.flush()
+    if stats_tfevents is not None:
+        global_step, walltime = int(cur_nimg / 1e3), timestamp - start_time
+        for name, value in stats.items():
+            stats_tfevents.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+        for name, value in metric_results.items():
+            stats_tfevents.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
+        stats_tfevents.flush()
+
+#----------------------------------------------------------------------------
+# Train G and D. Arguments follow the official training_loop (spec §13.2),
+# plus device, sampler_kwargs, metric_fn and resume_exact. Returns the final
+# networks and counters (an EasyDict), for tests and notebooks.
+
+def training_loop(
+    run_dir                 = '.',      # Output directory.
+    training_set_kwargs     = {},       # Options for the training set.
+    data_loader_kwargs      = {},       # Options for torch.utils.data.DataLoader.
+    sampler_kwargs          = None,     # Options for the sampler; None = torch_utils.misc.InfiniteSampler.
+    G_kwargs                = {},       # Options for the generator network.
+    D_kwargs                = {},       # Options for the discriminator network.
+    G_opt_kwargs            = {},       # Options for the generator optimizer.
+    D_opt_kwargs            = {},       # Options for the discriminator optimizer.
+    augment_kwargs          = None,     # Options for the augmentation pipeline; None = disable.
+    loss_kwargs             = {},       # Options for the loss function.
+    metrics                 = [],       # Metric names to evaluate at each network snapshot.
+    metric_fn               = None,     # Callable computing one metric (see calc_and_report_metric); None = metrics.metric_main.
+    random_seed             = 0,        # Global random seed.
+    num_gpus                = 1,        # Number of processes (GPUs, or CPU processes) taking part.
+    rank                    = 0,        # Rank of this process in [0, num_gpus - 1].
+    device                  = None,     # torch.device or name; None = cuda:<rank> if CUDA is available, else cpu.
+    batch_size              = 4,        # Total batch size for one iteration, over all processes.
+    batch_gpu               = 4,        # Number of samples processed at a time by one process.
+    ema_kimg                = 10,       # Half-life of the G_ema average, in thousands of images.
+    ema_rampup              = None,     # EMA ramp-up coefficient; None = no ramp-up.
+    G_reg_interval          = 4,        # How often to run the G regularisation phase; None = with the main phase.
+    D_reg_interval          = 16,       # How often to run the D regularisation phase; None = with the main phase.
+    augment_p               = 0,        # Initial augmentation probability.
+    ada_target              = None,     # ADA target for E[sign(D(real))]; None = fixed p.
+    ada_interval            = 4,        # How often to adjust p, in iterations.
+    ada_kimg                = 500,      # Thousands of images for p to change by 1.
+    total_kimg              = 25000,    # Length of training, in thousands of real images.
+    kimg_per_tick           = 4,        # Progress report interval, in thousands of images (may be fractional).
+    image_snapshot_ticks    = 50,       # How often to save image snapshots; None = disable.
+    network_snapshot_ticks  = 50,       # How often to save network snapshots; None = disable.
+    resume_pkl              = None,     # Network pickle to resume from; None = start from scratch.
+    resume_exact            = True,     # Use the pickle's resume_state when present; False = weights only.
+    cudnn_benchmark         = True,     # Enable torch.backends.cudnn.benchmark.
+    allow_tf32              = False,    # Enable TF32 for matmul and convolutions.
+    abort_fn                = None,     # Callable that returns True to stop training early.
+    progress_fn             = None,     # Callable(cur_kimg, total_kimg) told the progress every tick.
+):
+    # Initialise the process: device, seeds, numerics switches.
+    run_options = _run_options(dict(locals()))
+    start_time = time.time()
+    device = torch.device(device if device is not None else ('cuda', rank) if torch.cuda.is_available() else 'cpu')
+    seed = misc.rank_seed(random_seed, rank, num_gpus)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    conv2d_gradfix.enabled = True
+    grid_sample_gradfix.enabled = True
+    if batch_size % (batch_gpu * num_gpus) != 0:
+        raise ValueError(f'batch_size={batch_size} must be divisible by batch_gpu * num_gpus = {batch_gpu} * {num_gpus}')
+
+    # Load the resume pickle, then build data, networks, augmentation, loss and phases.
+    resume_data, resume_state = _load_resume(resume_pkl, resume_exact, num_gpus, rank)
+    if resume_state is not None and resume_state['cur_nimg'] >= total_kimg * 1000:
+        raise ValueError(f'total_kimg={total_kimg}: the snapshot is already at kimg {resume_state["cur_nimg"] / 1000:g}; raise total_kimg to train further')
+    same_ranks = resume_state is not None and resume_state['num_gpus'] == num_gpus
+    if rank == 0:
+        print('Loading training set...')
+    training_set, sampler, data_iter = _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_seed, batch_size,
+                                                   num_gpus, rank, device, resume_state['ranks'][rank]['sampler'] if same_ranks else None)
+    if rank == 0:
+        print('Constructing networks...')
+    G, D, G_ema = _build_networks(G_kwargs, D_kwargs, training_set, device)
+    augment_pipe, ada = _build_augment(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device)
+    modules = dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
+    if resume_data is not None:
+        for name, module in modules.items():
+            if module is not None and resume_data.get(name) is not None and (name != 'augment_pipe' or resume_state is not None):
+                misc.copy_params_and_buffers(resume_data[name], module, require_all=(resume_state is not None))
+        del resume_data
+    if rank == 0:
+        _print_summaries(G, D, batch_gpu, device)
+    _broadcast_modules(modules.values(), num_gpus)
+    loss = dnnlib.util.construct_class_by_name(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
+                                               augment_pipe=augment_pipe, **loss_kwargs)
+    phases = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device)
+
+    # Export the real and initial fake image grids.
+    grid_size, grid_z, grid_c = None, None, None
+    if rank == 0:
+        print('Exporting sample images...')
+        grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set)
+        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
+        grid_z = torch.randn([labels.shape[0], G.z_dim], device=device).split(batch_gpu)
+        grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
+        with torch.no_grad():
+            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
+        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=grid_size)
+
+    # Open the logs; set the counters; restore the resume state last.
+    if rank == 0:
+        print('Initializing logs...')
+    stats_collector = training_stats.Collector(regex='.*')
+    stats_jsonl, stats_tfevents = _open_logs(run_dir, rank)
+    state = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0, start_time=start_time,
+                            tick_start_time=time.time(), maintenance_time=0.0, consumed=0)
+    if resume_state is not None:
+        _restore_resume_state(resume_state, state, phases, ada, loss, device, num_gpus, rank)
+        state.consumed = int(resume_state['ranks'][rank]['sampler']['num_yielded']) if same_ranks else 0
+    if rank == 0:
+        print(f'Training for {total_kimg} kimg...')
+        print()
+
+    while True:
+        # Fetch data; run the phases that are due.
+        loss.on_progress(state.cur_nimg)
+        real_img, real_c, all_gen_z, all_gen_c = _fetch_batch(data_iter, training_set, len(phases), batch_size, batch_gpu, G.z_dim, device)
+        state.consumed += batch_size // num_gpus
+        for phase, gen_z, gen_c in zip(phases, all_gen_z, all_gen_c):
+            if state.batch_idx % phase.interval == 0:
+                _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus)
+
+        # Update G_ema and the counters; adapt the augmentation probability.
+        with torch.autograd.profiler.record_function('Gema'):
+            _update_ema(G, G_ema, ema_beta(batch_size, ema_kimg, ema_rampup, state.cur_nimg))
+        state.cur_nimg += batch_size
+        state.batch_idx += 1
+        if ada is not None and ada.is_due(state.batch_idx):
+            _adjust_ada(ada, augment_pipe)
+
+        # Continue unless the tick is over.
+        done = state.cur_nimg >= total_kimg * 1000
+        if not done and state.cur_tick != 0 and state.cur_nimg < state.tick_start_nimg + kimg_per_tick * 1000:
+            continue
+
+        # Tick maintenance; it does not change the training RNG streams.
+        tick_end_time = time.time()
+        with _preserve_rng(device):
+            _report_tick(state, augment_pipe, device, rank)
+            if abort_fn is not None and abort_fn():
+                done = True
+                if rank == 0:
+                    print()
+                    print('Aborting...')
+
+            # Save image snapshot.
+            if rank == 0 and image_snapshot_ticks is not None and (done or state.cur_tick % image_snapshot_ticks == 0):
+                with torch.no_grad():
+                    images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
+                save_image_grid(images, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
+
+            # Save network snapshot; evaluate metrics on it.
+            metric_results = dict()
+            if network_snapshot_ticks is not None and (done or state.cur_tick % network_snapshot_ticks == 0):
+                resume_out = _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options)
+                snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank)
+                if len(metrics) > 0:
+                    if rank == 0:
+                        print('Evaluating metrics...')
+                    for metric in metrics:
+                        metric_results.update((metric_fn or calc_and_report_metric)(
+                            metric=metric, G=snapshot['G_ema'], dataset_kwargs=training_set_kwargs, num_gpus=num_gpus,
+                            rank=rank, device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl))
+                del snapshot
+
+            # Collect statistics and write the logs.
+            for phase in phases:
+                training_stats.report0('Timing/' + phase.name, phase.timer.elapsed_ms if phase.timer.elapsed_ms is not None else [])
+                phase.timer.elapsed_ms = None
+            _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, state.cur_nimg, state.start_time)
+            if progress_fn is not None:
+                progress_fn(state.cur_nimg // 1000, total_kimg)
+
+        # Start the next tick.
+        state.cur_tick += 1
+        state.tick_start_nimg = state.cur_nimg
+        state.tick_start_time = time.time()
+        state.maintenance_time = state.tick_start_time - tick_end_time
+        if done:
+            break
+
+    # Done.
+    if rank == 0:
+        print()
+        print('Exiting...')
+    for log in (stats_jsonl, stats_tfevents):
+        if log is not None:
+            log.close()
+    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick)
+
+#----------------------------------------------------------------------------
