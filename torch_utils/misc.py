@@ -416,6 +416,7 @@ def images_to_uint8(img):
     pixels = (img.to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).contiguous()
 
+#----------------------------------------------------------------------------
 
 def uint8_to_images(x):
     """uint8 pixels (as stored in datasets) -> float images in [-1, 1].
@@ -430,6 +431,8 @@ def uint8_to_images(x):
         raise TypeError(f'uint8_to_images: expected uint8 pixels, got dtype {x.dtype}')
     return x.to(torch.float32) / 127.5 - 1
 
+#----------------------------------------------------------------------------
+# Short description of a bad argument for error messages.
 
 def _describe(obj):
     if isinstance(obj, torch.Tensor):

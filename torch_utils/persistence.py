@@ -11,8 +11,8 @@ Reading. We never need the embedded source for the classes we know. A pickled ob
    (our own pickles, `copy.deepcopy`);
 2. otherwise our class of the same name (classes decorated here, `training.networks` and
    `training.augment` are imported on demand): we construct it from the pickled init args/kwargs on the
-   meta device (no memory, no random numbers) and then install the pickled parameters, buffers and
-   already-rebuilt children, after checking that their names and shapes match ours;
+   meta device (no memory, no random numbers; the CPU with zeroed initialisers if it must), then install
+   the pickled parameters, buffers and already-rebuilt children, after checking their names and shapes;
 3. otherwise, in normal mode, by exec'ing `module_src` as the official loader does: for classes we do
    not know, and, with a warning, for forks whose state does not match our class. Safe mode refuses.
 """
@@ -296,26 +296,49 @@ def _describe_type(obj):
     return 'None' if obj is None else f'a {type(obj).__module__}.{type(obj).__qualname__}'
 
 #----------------------------------------------------------------------------
-# Call cls(*args, **kwargs) without touching the global RNGs. The meta device
-# makes construction free; a class whose constructor cannot run there, or
-# that keeps tensors in plain attributes, is built on the CPU instead.
+# Call cls(*args, **kwargs) for a rebuild, whose tensors are about to be
+# replaced by pickled ones. First on the meta device (no memory, no random
+# numbers; nested objects are constructed once per level, so this matters).
+# A constructor that needs real values (or keeps tensors in plain attributes)
+# is run again on the CPU with random initialisers giving zeros. Both leave
+# the global RNGs as they were.
 
 def _construct_quietly(cls, args, kwargs):
-    for device in ('meta', 'cpu'):
-        with _forked_rngs(), torch.device(device):
-            try:
-                obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-            except Exception as err: # pylint: disable=broad-except
-                if device == 'meta':
-                    continue
-                raise _StateMismatch(f'our constructor rejects the pickled arguments: '
-                                     f'{type(err).__name__}: {err}') from err
-        problem = _plain_attribute_problem(obj)
-        if problem is None:
-            return obj
-        if device == 'cpu' or 'sub-module' in problem:
-            raise _StateMismatch(problem)
-    raise AssertionError('unreachable')
+    try:
+        with _forked_rngs(), torch.device('meta'), _KeepOnMeta():
+            obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+        if _plain_attribute_holds(obj, lambda item: isinstance(item, torch.Tensor) and item.is_meta) is None:
+            return _checked_construction(obj)
+    except Exception: # pylint: disable=broad-except
+        pass
+    try:
+        with _forked_rngs(), _ZeroRandomInit():
+            obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+    except Exception as err: # pylint: disable=broad-except
+        raise _StateMismatch(f'our constructor rejects the pickled arguments: {type(err).__name__}: {err}') from err
+    return _checked_construction(obj)
+
+#----------------------------------------------------------------------------
+# Children are replaced after construction, so a plain attribute must not
+# keep a reference to one.
+
+def _checked_construction(obj):
+    attr = _plain_attribute_holds(obj, lambda item: isinstance(item, torch.nn.Module))
+    if attr is not None:
+        raise _StateMismatch(f'our class keeps a sub-module in the plain attribute "{attr}", which a rebuild '
+                             f'cannot update')
+    return obj
+
+#----------------------------------------------------------------------------
+# Name of the first plain attribute (not a parameter, buffer or child table)
+# that holds, possibly inside lists/tuples/dicts, an item matching `test`.
+
+def _plain_attribute_holds(obj, test):
+    for attr, value in obj.__dict__.items():
+        if attr not in ('_parameters', '_buffers', '_modules'):
+            if any(test(item) for item in _walk_containers(value)):
+                return attr
+    return None
 
 #----------------------------------------------------------------------------
 
@@ -329,20 +352,51 @@ def _forked_rngs():
         np.random.set_state(np_state)
 
 #----------------------------------------------------------------------------
-# Plain (non-parameter, non-buffer, non-child) attributes must not hold meta
-# tensors or references to sub-modules, since we replace those afterwards.
+# Torch function mode that keeps everything on the meta device: explicit
+# device arguments become 'meta' and device moves (.to(device), .cpu(),
+# .cuda()) keep the tensor where it is. Used together with
+# torch.device('meta'), which covers factories called without a device.
 
-def _plain_attribute_problem(obj):
-    skip = ('_parameters', '_buffers', '_modules')
-    for attr, value in obj.__dict__.items():
-        if attr in skip:
-            continue
-        for item in _walk_containers(value):
-            if isinstance(item, torch.nn.Module):
-                return f'our class keeps a sub-module in the plain attribute "{attr}"'
-            if isinstance(item, torch.Tensor) and item.is_meta:
-                return f'our class keeps a tensor in the plain attribute "{attr}"'
-    return None
+class _KeepOnMeta(torch.overrides.TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in (torch.Tensor.cpu, torch.Tensor.cuda):
+            return args[0]
+        if func is torch.Tensor.to:
+            kwargs.pop('device', None)
+            if len(args) > 1:
+                target = args[1]
+                if isinstance(target, torch.Tensor):
+                    args = (args[0], target.dtype) + tuple(args[2:])
+                elif isinstance(target, (str, torch.device)) or (isinstance(target, int) and not isinstance(target, bool)):
+                    args = (args[0],) + tuple(args[2:])
+            if len(args) == 1 and not kwargs:
+                return args[0]
+        elif 'device' in kwargs:
+            kwargs['device'] = torch.device('meta')
+        return func(*args, **kwargs)
+
+#----------------------------------------------------------------------------
+# Torch function mode in which the usual random initialisers produce zeros
+# (factories) or leave the tensor untouched (in-place initialisers).
+
+class _ZeroRandomInit(torch.overrides.TorchFunctionMode):
+    _factories = {torch.randn, torch.rand}
+    _like_factories = {torch.randn_like, torch.rand_like}
+    _in_place = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.random_, torch.Tensor.bernoulli_,
+                 torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_, torch.Tensor.geometric_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in self._factories:
+            kwargs.pop('generator', None)
+            return torch.zeros(*args, **kwargs)
+        if func in self._like_factories:
+            kwargs.pop('generator', None)
+            return torch.zeros_like(*args, **kwargs)
+        if func in self._in_place:
+            return args[0]
+        return func(*args, **kwargs)
 
 #----------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ def matrix(*rows, device=None, dtype=None):
     # Broadcast every entry to one batch shape, then lay the entries out row by row.
     like = tensors[0]
     dtype = like.dtype if dtype is None else dtype
-    batch_shape = torch.broadcast_shapes(*[x.shape for x in tensors])
+    batch_shape = torch.broadcast_tensors(*tensors)[0].shape
     filled = []
     for x in entries:
         if isinstance(x, torch.Tensor):
@@ -254,6 +254,10 @@ class AugmentPipe(torch.nn.Module):
             if not 0 <= float(debug_percentile) <= 1:
                 raise ValueError(f'AugmentPipe: debug_percentile must be in [0, 1], got {debug_percentile}')
             q = torch.as_tensor(debug_percentile, dtype=images.dtype, device=images.device)
+        elif float(self.p) == 0:
+            # Every step is gated by p, so p=0 is the identity: return the input untouched rather than
+            # resampling it (the official pipe resamples anyway, off by ~2e-5).
+            return images
         draws = _Draws(images.shape[0], images.device, images.dtype, q)
 
         # A. Pixel blitting and general geometry, resampled in one pass.
@@ -356,7 +360,7 @@ class AugmentPipe(torch.nn.Module):
         kw = dict(device=images.device, dtype=images.dtype)
         eye = torch.eye(4, **kw)
         luma = misc.constant(np.asarray([1, 1, 1, 0]) / np.sqrt(3), **kw) # Unit luma axis.
-        luma_proj = torch.outer(luma, luma)
+        luma_proj = luma[:, None] * luma[None, :] # [4, 4]
         C = eye
 
         if self.brightness > 0:

@@ -183,3 +183,23 @@ def test_style_mixing_rejects_bad_styles(tiny_pkl, tiny_G, tmp_path):
     assert f'--styles: layer(s) {tiny_G.num_ws} out of range; this network has layers 0-{tiny_G.num_ws - 1}' in result.output
 
 #----------------------------------------------------------------------------
+
+@pytest.mark.fixtures
+@pytest.mark.parametrize('safe_load', [False, True])
+def test_generate_matches_official_reference(fixtures_dir, tmp_path, safe_load):
+    # official-tiny-ref.npz holds G_ema(z, c, truncation_psi=0.7, noise_mode='const') for z = RandomState(seed).
+    from generate import generate_images
+    from torch_utils import misc
+    ref = np.load(os.path.join(fixtures_dir, 'official-tiny-ref.npz'))
+    seeds = [int(s) for s in ref['seeds']]
+    args = ['--network', os.path.join(fixtures_dir, 'official-tiny.pkl'), '--seeds', ','.join(map(str, seeds)),
+            '--trunc', 0.7, '--outdir', tmp_path, '--device', 'cpu'] + (['--safe-load'] if safe_load else [])
+    result = _run(generate_images, args)
+    assert result.exit_code == 0, result.output
+    expected = misc.images_to_uint8(torch.from_numpy(ref['img_const_psi07'])).numpy().astype(np.int16)
+    for i, seed in enumerate(seeds):
+        got = _read(tmp_path / f'seed{seed:04d}.png').astype(np.int16)
+        diff = np.abs(got - expected[i])
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99   # float noise may move a pixel across a rounding edge
+
+#----------------------------------------------------------------------------

@@ -241,23 +241,20 @@ def test_small_geometry_round_trip_on_smooth_images():
 #----------------------------------------------------------------------------
 # p = 0: no transformation is selected.
 
-@pytest.mark.parametrize('preset', ['color', 'noise', 'cutout'])
+@pytest.mark.parametrize('preset', ['blit', 'geom', 'color', 'filter', 'noise', 'cutout', 'bgcfnc'])
 def test_p_zero_is_exact_identity(preset):
+    # Every step is gated by p, so p=0 returns the input untouched (no resampling round trip).
     torch.manual_seed(9)
     pipe = make_pipe(p=0.0, **augment.augpipe_specs[preset])
     x = random_images(n=3)
     assert torch.equal(pipe(x), x)
 
-def test_p_zero_geometry_and_filter_are_identity_up_to_rounding():
-    # These still resample or filter with identity settings (as the official pipe does), which is
-    # lossless up to float rounding: sym6 reconstructs perfectly and the filter bank sums to an impulse.
+def test_p_zero_with_debug_percentile_still_transforms():
+    # debug_percentile forces every enabled step regardless of p (used for fixture comparisons).
     torch.manual_seed(10)
     x = random_images(n=3)
-    y = make_pipe(p=0.0, **augment.augpipe_specs['bgcfnc'])(x)
-    torch.testing.assert_close(y, x, atol=2e-5, rtol=0)
-    x64 = random_images(n=2, dtype=torch.float64)
-    y64 = make_pipe(p=0.0, **augment.augpipe_specs['bgcfnc'])(x64)
-    torch.testing.assert_close(y64, x64, atol=1e-6, rtol=0)
+    y = make_pipe(p=0.0, **augment.augpipe_specs['bgc'])(x, debug_percentile=0.7)
+    assert (y - x).abs().max() > 1e-2
 
 def test_no_multipliers_is_exact_identity():
     x = random_images(n=2)

@@ -39,6 +39,7 @@ def _count(tensors):
 # Generator and discriminator: output shapes and finiteness for every architecture.
 
 @pytest.mark.parametrize('architecture', ['orig', 'skip', 'resnet'])
+@torch.no_grad()
 def test_generator_architectures(tiny_G_kwargs, architecture):
     torch.manual_seed(0)
     tiny_G_kwargs['synthesis_kwargs']['architecture'] = architecture
@@ -58,6 +59,7 @@ def test_generator_architectures(tiny_G_kwargs, architecture):
 
 
 @pytest.mark.parametrize('architecture', ['orig', 'skip', 'resnet'])
+@torch.no_grad()
 def test_discriminator_architectures(tiny_D_kwargs, architecture):
     torch.manual_seed(0)
     D = networks.Discriminator(architecture=architecture, **tiny_D_kwargs).eval()
@@ -83,6 +85,7 @@ def test_training_mode_and_gradients(tiny_G_kwargs, tiny_D_kwargs):
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+@torch.no_grad()
 def test_conditional_networks(tiny_G_kwargs, tiny_D_kwargs):
     torch.manual_seed(0)
     tiny_G_kwargs['c_dim'] = 5
@@ -107,6 +110,7 @@ def test_conditional_networks(tiny_G_kwargs, tiny_D_kwargs):
     assert D.b4.out.weight.shape == (32, 32) and D.mapping.fc7.weight.shape == (32, 32)
 
 
+@torch.no_grad()
 def test_discriminator_cmap_projection(tiny_D_kwargs):
     # Conditional logits equal <out(x), cmap> / sqrt(cmap_dim), computed here in float64.
     torch.manual_seed(0)
@@ -124,6 +128,7 @@ def test_discriminator_cmap_projection(tiny_D_kwargs):
 #----------------------------------------------------------------------------
 # Mixed precision on CPU.
 
+@torch.no_grad()
 def test_fp16_blocks_on_cpu(tiny_G_kwargs, tiny_D_kwargs):
     torch.manual_seed(0)
     tiny_G_kwargs['synthesis_kwargs'].update(num_fp16_res=2, conv_clamp=256)
@@ -168,6 +173,7 @@ def test_fp16_channels_last_runs(tiny_G_kwargs, tiny_D_kwargs):
 #----------------------------------------------------------------------------
 # Mapping network: truncation and the running w_avg.
 
+@torch.no_grad()
 def test_truncation_matches_float64(tiny_G_kwargs):
     torch.manual_seed(0)
     G = networks.Generator(**tiny_G_kwargs).eval()
@@ -194,6 +200,7 @@ def test_truncation_matches_float64(tiny_G_kwargs):
     np.testing.assert_allclose(got[:, :cutoff].numpy(), avg.expand(4, cutoff, -1).numpy(), atol=1e-6)
 
 
+@torch.no_grad()
 def test_w_avg_update_rule(tiny_G_kwargs):
     torch.manual_seed(0)
     G = networks.Generator(**tiny_G_kwargs).train()
@@ -225,6 +232,7 @@ def test_mapping_errors():
         networks.MappingNetwork(z_dim=0, c_dim=0, w_dim=4, num_ws=2)
 
 
+@torch.no_grad()
 def test_mapping_without_num_ws_returns_2d():
     torch.manual_seed(0)
     net = networks.MappingNetwork(z_dim=0, c_dim=3, w_dim=6, num_ws=None, w_avg_beta=None, num_layers=2)
@@ -234,6 +242,7 @@ def test_mapping_without_num_ws_returns_2d():
 #----------------------------------------------------------------------------
 # Free functions against float64 references.
 
+@torch.no_grad()
 def test_normalize_2nd_moment_matches_float64():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5, 7)) * rng.uniform(0.1, 10, size=(5, 1))
@@ -259,6 +268,7 @@ def _modconv_reference(x, weight, styles, noise, demodulate, padding):
 
 @pytest.mark.parametrize('demodulate', [True, False])
 @pytest.mark.parametrize('with_noise', [True, False])
+@torch.no_grad()
 def test_modulated_conv2d_matches_float64(demodulate, with_noise):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn([3, 4, 6, 6], generator=gen)
@@ -272,6 +282,7 @@ def test_modulated_conv2d_matches_float64(demodulate, with_noise):
         np.testing.assert_allclose(got.double().numpy(), expected.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@torch.no_grad()
 def test_modulated_conv2d_fused_equals_unfused_with_upsampling():
     from torch_utils.ops import upfirdn2d
     gen = torch.Generator().manual_seed(2)
@@ -287,6 +298,7 @@ def test_modulated_conv2d_fused_equals_unfused_with_upsampling():
     np.testing.assert_allclose(fused.numpy(), separate.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@torch.no_grad()
 def test_modulated_conv2d_fp16_prescaling_is_neutral():
     # In half precision the kernel and styles are pre-normalised; demodulation makes that invisible.
     gen = torch.Generator().manual_seed(3)
@@ -316,6 +328,7 @@ def _mbstd_reference(x, group_size, num_channels):
 
 
 @pytest.mark.parametrize('group_size,num_channels,batch', [(4, 1, 8), (2, 2, 6), (None, 1, 6), (8, 1, 4)])
+@torch.no_grad()
 def test_minibatch_std_matches_numpy(group_size, num_channels, batch):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, 4, 3, 3)) * rng.uniform(0.5, 2, size=(batch, 1, 1, 1))
@@ -333,6 +346,7 @@ def test_minibatch_std_rejects_indivisible_batch():
 #----------------------------------------------------------------------------
 # Noise modes, fused/non-fused synthesis, freeze_layers, argument errors.
 
+@torch.no_grad()
 def test_noise_modes(tiny_G_kwargs):
     torch.manual_seed(0)
     G = _randomize_(networks.Generator(**tiny_G_kwargs).eval())
@@ -359,6 +373,7 @@ def test_use_noise_false_has_no_noise_tensors(tiny_G_kwargs):
     assert not any('noise' in name for name in G.state_dict())
 
 
+@torch.no_grad()
 def test_fused_and_unfused_synthesis_agree(tiny_G_kwargs):
     torch.manual_seed(0)
     G = _randomize_(networks.Generator(**tiny_G_kwargs).eval())
@@ -369,6 +384,7 @@ def test_fused_and_unfused_synthesis_agree(tiny_G_kwargs):
     np.testing.assert_allclose(fused.numpy(), separate.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@torch.no_grad()
 def test_synthesis_shares_w_between_torgb_and_next_conv(tiny_G_kwargs):
     # Changing w[1] affects b4.torgb and b8.conv0; changing the last w affects only the final ToRGB.
     torch.manual_seed(0)
@@ -420,6 +436,7 @@ def test_constructor_errors(tiny_G_kwargs, tiny_D_kwargs):
 #----------------------------------------------------------------------------
 # Persistence: constructor arguments are kept and the networks pickle.
 
+@torch.no_grad()
 def test_init_kwargs_and_pickle_roundtrip(tiny_G_kwargs, tiny_D_kwargs):
     torch.manual_seed(0)
     G = _randomize_(networks.Generator(**tiny_G_kwargs).eval())
@@ -441,9 +458,25 @@ def test_same_seed_same_weights(tiny_G_kwargs):
     b = networks.Generator(**tiny_G_kwargs).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+@pytest.mark.gpu
+@torch.no_grad()
+def test_cuda_matches_cpu(tiny_G_kwargs, tiny_D_kwargs):
+    torch.manual_seed(0)
+    G = _randomize_(networks.Generator(**tiny_G_kwargs).eval(), scale=0.1)
+    D = networks.Discriminator(**tiny_D_kwargs).eval()
+    z, c = _latents(G)
+    img = G(z, c, noise_mode='const')
+    logits = D(img, c)
+    device = torch.device('cuda')
+    G_gpu, D_gpu = copy.deepcopy(G).to(device), copy.deepcopy(D).to(device)
+    img_gpu = G_gpu(z.to(device), c.to(device), noise_mode='const')
+    np.testing.assert_allclose(img_gpu.cpu().numpy(), img.numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(D_gpu(img.to(device), c.to(device)).cpu().numpy(), logits.numpy(), rtol=1e-3, atol=1e-3)
+    assert G_gpu(z.to(device), c.to(device)).device.type == 'cuda'  # random noise is drawn on the input's device
+
 #----------------------------------------------------------------------------
 # Sizes from spec section 9.14 (z = w = 512, channel_max 512, num_fp16_res 4, conv_clamp 256).
-# Built on the meta device so that no memory is allocated.
+# torch.randn is replaced by torch.empty so that building the large networks is fast.
 
 _SIZE_CASES = [
     # (resolution, channel_base, map layers, c_dim, D architecture, G params, G buffer elems, D params, num_ws, first fp16 res)
@@ -455,15 +488,15 @@ _SIZE_CASES = [
 
 
 @pytest.mark.parametrize('case', _SIZE_CASES, ids=['1024', 'paper256', 'auto256', 'cifar'])
-def test_size_checksums(case):
+def test_size_checksums(case, monkeypatch):
     res, channel_base, num_map, c_dim, d_arch, g_params, g_buffers, d_params, num_ws, fp16_res = case
-    with torch.device('meta'):
-        G = networks.Generator(z_dim=512, c_dim=c_dim, w_dim=512, img_resolution=res, img_channels=3,
-                               mapping_kwargs=dict(num_layers=num_map),
-                               synthesis_kwargs=dict(channel_base=channel_base, channel_max=512, num_fp16_res=4, conv_clamp=256))
-        D = networks.Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3, architecture=d_arch,
-                                   channel_base=channel_base, channel_max=512, num_fp16_res=4, conv_clamp=256,
-                                   block_kwargs={}, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4))
+    monkeypatch.setattr(torch, 'randn', torch.empty)
+    G = networks.Generator(z_dim=512, c_dim=c_dim, w_dim=512, img_resolution=res, img_channels=3,
+                           mapping_kwargs=dict(num_layers=num_map),
+                           synthesis_kwargs=dict(channel_base=channel_base, channel_max=512, num_fp16_res=4, conv_clamp=256))
+    D = networks.Discriminator(c_dim=c_dim, img_resolution=res, img_channels=3, architecture=d_arch,
+                               channel_base=channel_base, channel_max=512, num_fp16_res=4, conv_clamp=256,
+                               block_kwargs={}, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4))
     assert _count(G.parameters()) == g_params
     assert _count(G.buffers()) == g_buffers
     assert _count(D.parameters()) == d_params

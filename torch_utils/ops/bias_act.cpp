@@ -39,10 +39,10 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor xr
     TORCH_CHECK(x.scalar_type() == torch::kFloat16 || x.scalar_type() == torch::kFloat32 ||
                 x.scalar_type() == torch::kFloat64, "bias_act: x must be float16, float32 or float64");
     TORCH_CHECK(x.numel() <= INT_MAX, "bias_act: x has too many elements");
-    TORCH_CHECK(0 <= dim && dim < x.dim(), "bias_act: dim is out of bounds");
     TORCH_CHECK(0 <= grad && grad <= 2, "bias_act: grad must be 0, 1 or 2");
     TORCH_CHECK(BA_LINEAR <= act && act <= BA_SWISH, "bias_act: unknown activation code");
     if (b.numel()) {
+        TORCH_CHECK(0 <= dim && dim < x.dim(), "bias_act: dim is out of bounds");
         TORCH_CHECK(b.device() == x.device(), "bias_act: b must be on the same device as x");
         TORCH_CHECK(b.dtype() == x.dtype(), "bias_act: b must have the same dtype as x");
         TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must be 1-D with x.shape[dim] elements");
@@ -68,7 +68,7 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor xr
     p.out       = y.data_ptr();
     p.numel     = (int)x.numel();
     p.bias_len  = b.numel() ? (int)b.numel() : 0;
-    p.bias_step = (x.size(dim) > 1) ? (int)x.stride(dim) : 1;  // any stride is legal for a size-1 dim
+    p.bias_step = (b.numel() && x.size(dim) > 1) ? (int)x.stride(dim) : 1;  // any stride is legal for a size-1 dim
     p.act       = act;
     p.grad      = grad;
     p.alpha     = alpha;

@@ -52,9 +52,9 @@ def _resolve_args(x, b, dim, act, alpha, gain, clamp):
         raise TypeError(f'bias_act: x must be a torch.Tensor, got {type(x).__name__}')
     if act not in activation_funcs:
         raise ValueError(f'bias_act: unknown act={act!r}; choose one of {", ".join(activation_funcs)}')
-    if not 0 <= dim < x.ndim:
-        raise ValueError(f'bias_act: dim={dim} is out of range for x with {x.ndim} dimensions')
     if b is not None:
+        if not 0 <= dim < x.ndim:
+            raise ValueError(f'bias_act: dim={dim} is out of range for x with {x.ndim} dimensions')
         if not isinstance(b, torch.Tensor) or b.ndim != 1 or b.shape[0] != x.shape[dim]:
             shape = list(b.shape) if isinstance(b, torch.Tensor) else type(b).__name__
             raise ValueError(f'bias_act: b must be a 1-D tensor of length x.shape[{dim}] = {x.shape[dim]}, got {shape}')
@@ -107,12 +107,26 @@ def _reduce_to_bias(dx, dim):
     return dx.sum(dims) if dims else dx
 
 #----------------------------------------------------------------------------
+# Whether t's elements fill a block of memory without gaps or overlaps, in any dimension order
+# (contiguous, channels_last, permuted...). The kernel walks such tensors in memory order.
+
+def _is_dense(t):
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda pair: pair[1]):
+        if size == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+#----------------------------------------------------------------------------
 # Return t with the memory layout (strides) of like, copying only when they differ; t itself must
 # be dense when like is None. The kernel walks all its element tensors in one memory order.
 
 def _match_layout(t, like):
     if like is None:
-        return t if t.is_non_overlapping_and_dense() else t.contiguous()
+        return t if _is_dense(t) else t.contiguous()
     if t.stride() == like.stride():
         return t
     return torch.empty_like(like).copy_(t)
@@ -145,7 +159,7 @@ def _bias_act_cuda(dim, act, alpha, gain, clamp):
     class BiasActCuda(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, b):
-            x = x if x.is_non_overlapping_and_dense() else x.contiguous()
+            x = x if _is_dense(x) else x.contiguous()
             b = b.contiguous() if b is not None else None
             y = x if identity and b is None else run(x, b, None, None, None, 0)
             ctx.save_for_backward(x if needs_x else None, b, y if needs_y else None)

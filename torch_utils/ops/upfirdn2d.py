@@ -169,8 +169,9 @@ def _upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
         weight = f.expand([channels, 1, f.shape[0], f.shape[1]])
         x = conv2d_gradfix.conv2d(input=x, weight=weight, groups=channels)
     else:
-        x = conv2d_gradfix.conv2d(input=x, weight=f.expand([channels, 1, 1, f.shape[0]]), groups=channels)
-        x = conv2d_gradfix.conv2d(input=x, weight=f.expand([channels, 1, f.shape[0], 1]), groups=channels)
+        taps = f.shape[0]
+        x = conv2d_gradfix.conv2d(input=x, weight=f.reshape([1, 1, 1, taps]).expand([channels, 1, 1, taps]), groups=channels)
+        x = conv2d_gradfix.conv2d(input=x, weight=f.reshape([1, 1, taps, 1]).expand([channels, 1, taps, 1]), groups=channels)
 
     # Downsample by keeping every down-th sample, starting at the first.
     if downx > 1 or downy > 1:
