@@ -77,22 +77,29 @@ def _unpickle(f, name, safe):
                                  f'trust where it came from') from None
     except _UnavailableGlobal as err:
         raise NetworkPickleError(f'{name}: {err}') from None
-    except EOFError:
-        raise NetworkPickleError(f'{name}: the file is empty or truncated (interrupted download or copy?); '
-                                 f'fetch it again') from None
-    except pickle.UnpicklingError as err:
-        if 'truncated' in str(err):
-            raise NetworkPickleError(f'{name}: the file is truncated (interrupted download or copy?); '
-                                     f'fetch it again') from None
-        hint = ' (it is a ZIP archive: a torch.save() checkpoint or a dataset?)' if head == b'PK\x03\x04' else ''
-        raise NetworkPickleError(f'{name}: not a pickle file{hint}: {str(err).splitlines()[0]}; expected a '
-                                 f'network pickle written by StyleGAN2-ADA') from None
+    except (EOFError, pickle.UnpicklingError) as err:
+        raise NetworkPickleError(f'{name}: {_describe_unpickling_error(err, head)}') from None
     except ValueError as err:
         raise NetworkPickleError(f'{name}: {err}') from err
 
 #----------------------------------------------------------------------------
-# The first bytes of a stream without consuming them, or b'' when the stream
-# cannot be rewound.
+# Say why the bytes did not unpickle. Network pickles use protocol 2 or
+# higher, so they start with the PROTO opcode (0x80); anything else is not one.
+
+def _describe_unpickling_error(err, head):
+    if head == b'':
+        return 'the file is empty; fetch it again'
+    if head is not None and head[:1] != b'\x80':
+        hint = ' (it is a ZIP archive: a torch.save() checkpoint or a dataset?)' if head == b'PK\x03\x04' else ''
+        return f'not a pickle file{hint}; expected a network pickle written by StyleGAN2-ADA'
+    if isinstance(err, EOFError) or 'truncated' in str(err):
+        return 'the file is truncated (interrupted download or copy?); fetch it again'
+    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return f'the pickle is corrupt ({first_line}); fetch it again'
+
+#----------------------------------------------------------------------------
+# The first bytes of a stream without consuming them, or None when the
+# stream cannot be rewound.
 
 def _peek(f, size):
     try:
@@ -105,7 +112,7 @@ def _peek(f, size):
             return head
     except (OSError, AttributeError, ValueError):
         pass
-    return b''
+    return None
 
 #----------------------------------------------------------------------------
 # Stand-in for dnnlib.tflib.network.Network: the TensorFlow network's pickled
@@ -266,6 +273,8 @@ def _force_fp16(data, name):
 # nested with '.', TF name, default, optional conversion of the value).
 
 def _double(value):
+    if not isinstance(value, (int, float)):
+        raise ValueError(f'TensorFlow kwarg fmap_base must be a number, got {value!r}')
     return value * 2
 
 def _none_means_one(value):
@@ -456,7 +465,7 @@ def _copy_tf_variables(module, variables, source_fn, what):
             tf_name, rearrange = source
             if tf_name not in variables:
                 raise ValueError(f'the TensorFlow {what} has no variable "{tf_name}", needed for "{name}"')
-            value = np.ascontiguousarray(rearrange(np.asarray(variables[tf_name])))
+            value = np.array(rearrange(np.asarray(variables[tf_name])), order='C')
             if value.shape != tuple(tensor.shape):
                 raise ValueError(f'TensorFlow variable "{tf_name}" gives shape {list(value.shape)} for "{name}", '
                                  f'which has shape {list(tensor.shape)}')

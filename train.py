@@ -512,23 +512,20 @@ def main(ctx, **opts):
 
     \b
     Base configs (--cfg):
-      auto       Automatically select reasonable defaults based on resolution
-                 and GPU count. Good starting point for new datasets.
-      stylegan2  Reproduce results for StyleGAN2 config F at 1024x1024 (alias: stylegan).
-      paper256   Reproduce results for FFHQ and LSUN Cat at 256x256.
-      paper512   Reproduce results for BreCaHAD and AFHQ at 512x512.
-      paper1024  Reproduce results for MetFaces at 1024x1024.
-      cifar      Reproduce results for CIFAR-10 at 32x32.
-      demo       Tiny networks for a few-minute CPU run (default without --data).
+      auto       batch, gamma, EMA and channels chosen from the resolution and
+                 --gpus; the usual choice for a new dataset
+      stylegan2  StyleGAN2 config F as in the StyleGAN2 paper (alias: stylegan)
+      paper256   the ADA paper's 256x256 setup (FFHQ, LSUN Cat)
+      paper512   the ADA paper's 512x512 setup (AFHQ, BreCaHAD)
+      paper1024  the ADA paper's 1024x1024 setup (MetFaces)
+      cifar      the ADA paper's CIFAR-10 setup (32x32)
+      demo       tiny networks for a few minutes on a CPU; the default without --data
 
     \b
-    Transfer learning source networks (--resume):
-      ffhq256        FFHQ trained at 256x256 resolution.
-      ffhq512        FFHQ trained at 512x512 resolution.
-      ffhq1024       FFHQ trained at 1024x1024 resolution.
-      celebahq256    CelebA-HQ trained at 256x256 resolution.
-      lsundog256     LSUN Dog trained at 256x256 resolution.
-      <PATH or URL>  Custom network pickle.
+    Pretrained starting points for --resume (weights only):
+      ffhq256, ffhq512, ffhq1024   FFHQ generators at 256, 512 and 1024 pixels
+      celebahq256                  CelebA-HQ at 256 pixels
+      lsundog256                   LSUN Dog at 256 pixels
     """
     opts = dnnlib.EasyDict(opts)
 

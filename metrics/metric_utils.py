@@ -40,7 +40,9 @@ in three steps:
      Dataset requests are looked up in the disk cache first.
   3. Finish: every deferred metric function runs again with the served
      statistics in `opts.feature_store`; its `get_feature_stats` call now
-     returns at once and the formula runs.
+     returns at once and the formula runs. (A metric may call
+     get_feature_stats again later, e.g. with a detector fitted on the first
+     result; such later requests are computed when reached, unshared.)
 Generated samples are seeded per sample index (latents, labels and noise;
 see `LatentSampler`) and images are embedded in full batches from index 0,
 so the first n items of a longer pass are exactly the items a separate
@@ -62,6 +64,7 @@ of a URL; the dnnlib download cache (official layout,
 <cache>/downloads/<md5(url)>_<name>); a download.
 """
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -69,6 +72,7 @@ import pickle
 import re
 import time
 import urllib.parse
+import warnings
 
 import numpy as np
 import torch
@@ -197,6 +201,16 @@ def resolve_detector_file(url, verbose=False):
             f'to the download cache {dnnlib.util.make_cache_dir_path("downloads")} as described in the error below: {err}') from err
 
 #----------------------------------------------------------------------------
+# The official detectors are TorchScript files; recent torch warns that
+# torch.jit is deprecated on every load, which says nothing to a user here.
+
+@contextlib.contextmanager
+def _quiet_torchscript():
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.\w+` is deprecated', category=DeprecationWarning)
+        yield
+
+#----------------------------------------------------------------------------
 # Loaded TorchScript detectors, per (file, device). Reloading a 100 MB detector
 # at every training snapshot would be wasteful; reset_detector_cache() empties it.
 
@@ -216,7 +230,8 @@ def get_feature_detector(url, device=torch.device('cpu'), num_gpus=1, rank=0, ve
         key = (os.path.abspath(path), str(device))
         if key not in _detector_cache:
             try:
-                detector = torch.jit.load(path, map_location='cpu')
+                with _quiet_torchscript():
+                    detector = torch.jit.load(path, map_location='cpu')
             except RuntimeError as err:
                 raise DetectorUnavailableError(f'"{path}" is not a TorchScript feature detector ({err}); '
                                                f'replace it with the file from {url}') from err
@@ -499,11 +514,18 @@ def dataset_request(opts, detector, detector_kwargs, max_items=None, capture_all
                           dataset_kwargs=opts.dataset_kwargs, batch_size=batch_size)
 
 # Features of num_gen generated images (opts.G with opts.G_kwargs, seeded by opts.seed).
+# batch_gen = images per G call; None = 4 at 256 px and above (as upstream),
+# more for smaller images (64 at 32 px), at most batch_size. Values do not
+# depend on it, since every sample is seeded by its index.
 def generator_request(opts, detector, detector_kwargs, num_gen, capture_all=False, capture_mean_cov=False,
                       input_format='uint8', batch_size=64, batch_gen=None):
     if num_gen is None or num_gen < 1:
         raise ValueError(f'generator_request: num_gen must be >= 1, got {num_gen}')
-    batch_gen = min(batch_size, 4) if batch_gen is None else batch_gen
+    if batch_gen is None:
+        resolution = int(getattr(opts.G, 'img_resolution', 256))
+        batch_gen = min(batch_size, 4 * max(256 // resolution, 1) ** 2)
+        while batch_size % batch_gen != 0:
+            batch_gen -= 1
     conditional = opts.G is not None and getattr(opts.G, 'c_dim', 0) > 0
     return FeatureRequest('generator', detector, detector_kwargs, num_gen, capture_all, capture_mean_cov, input_format,
                           dataset_kwargs=(dict(opts.dataset_kwargs, xflip=False) if conditional else None),
@@ -726,10 +748,11 @@ class RandomDetector(torch.nn.Module):
 
 # Script a RandomDetector and (optionally) save it; returns the scripted module.
 def build_random_detector(path=None, num_features=16, num_classes=10, seed=0):
-    scripted = torch.jit.script(RandomDetector(num_features=num_features, num_classes=num_classes, seed=seed).eval())
-    if path is not None:
-        with dnnlib.util.atomic_write(path, 'wb') as f:
-            torch.jit.save(scripted, f)
+    with _quiet_torchscript():
+        scripted = torch.jit.script(RandomDetector(num_features=num_features, num_classes=num_classes, seed=seed).eval())
+        if path is not None:
+            with dnnlib.util.atomic_write(path, 'wb') as f:
+                torch.jit.save(scripted, f)
     return scripted
 
 #----------------------------------------------------------------------------

@@ -62,16 +62,24 @@ def _files_digest(paths):
     return md5.hexdigest()
 
 #----------------------------------------------------------------------------
-# Copy every file of src_dir into dst_dir once; concurrent processes race safely via a rename.
+# The C/C++/CUDA files of a folder (Python files beside them do not affect a build).
 
-def _snapshot_dir(src_dir, dst_dir):
+_NATIVE_SUFFIXES = ('.c', '.cc', '.cpp', '.cxx', '.cu', '.cuh', '.h', '.hpp')
+
+def _native_files(src_dir):
+    names = sorted(os.listdir(src_dir))
+    return [os.path.join(src_dir, n) for n in names if n.endswith(_NATIVE_SUFFIXES) and os.path.isfile(os.path.join(src_dir, n))]
+
+#----------------------------------------------------------------------------
+# Copy files into dst_dir once; concurrent processes race safely via a rename.
+
+def _snapshot_files(paths, dst_dir):
     if os.path.isdir(dst_dir):
         return
     tmp_dir = f'{dst_dir}.tmp-{uuid.uuid4().hex}'
     os.makedirs(tmp_dir)
-    for name in os.listdir(src_dir):
-        if os.path.isfile(os.path.join(src_dir, name)):
-            shutil.copyfile(os.path.join(src_dir, name), os.path.join(tmp_dir, name))
+    for path in paths:
+        shutil.copyfile(path, os.path.join(tmp_dir, os.path.basename(path)))
     try:
         os.replace(tmp_dir, dst_dir)
     except OSError:
@@ -86,15 +94,15 @@ def _build(module_name, sources, build_kwargs):
     source_dirs = {os.path.dirname(os.path.abspath(src)) for src in sources}
     ext_root = os.environ.get('TORCH_EXTENSIONS_DIR')
 
-    # With an explicit extensions dir and one source folder, build from a snapshot named by the
-    # hash of that folder: edited sources get a fresh build, unchanged ones reuse the old one.
+    # With an explicit extensions dir and one source folder, build from a snapshot of the folder's
+    # native files (headers included) named by their hash: edited sources get a fresh build,
+    # unchanged ones reuse the old one.
     if ext_root and len(source_dirs) == 1:
-        src_dir = source_dirs.pop()
-        folder_files = [os.path.join(src_dir, n) for n in os.listdir(src_dir) if os.path.isfile(os.path.join(src_dir, n))]
+        native_files = sorted(set(_native_files(source_dirs.pop())) | {os.path.abspath(src) for src in sources})
         build_dir = os.path.join(ext_root, module_name)
-        snapshot_dir = os.path.join(build_dir, _files_digest(folder_files))
+        snapshot_dir = os.path.join(build_dir, _files_digest(native_files))
         os.makedirs(build_dir, exist_ok=True)
-        _snapshot_dir(src_dir, snapshot_dir)
+        _snapshot_files(native_files, snapshot_dir)
         sources = [os.path.join(snapshot_dir, os.path.basename(src)) for src in sources]
         build_kwargs = dict(build_kwargs, build_directory=build_dir)
 
@@ -104,18 +112,18 @@ def _build(module_name, sources, build_kwargs):
 # Return the compiled extension module_name, building it on first use. Errors propagate.
 
 def get_plugin(module_name, sources, **build_kwargs):
-    if module_name in _cached_plugins:
-        return _cached_plugins[module_name]
+    plugin = _cached_plugins.get(module_name)
+    if plugin is not None:
+        return plugin
 
-    if verbosity == 'full':
-        print(f'Setting up PyTorch plugin "{module_name}"...')
-    elif verbosity == 'brief':
-        print(f'Setting up PyTorch plugin "{module_name}"... ', end='', flush=True)
+    # Brief mode keeps the outcome on the same line; full mode lets the compiler log come between.
+    if verbosity in ('brief', 'full'):
+        print(f'Setting up PyTorch plugin "{module_name}"...', end=(' ' if verbosity == 'brief' else '\n'), flush=True)
 
     succeeded = False
     try:
         _ensure_msvc_on_path()
-        module = _build(module_name, sources, build_kwargs)
+        plugin = _build(module_name, sources, build_kwargs)
         succeeded = True
     finally:
         if verbosity == 'full':
@@ -124,8 +132,8 @@ def get_plugin(module_name, sources, **build_kwargs):
         elif verbosity == 'brief':
             print('Done.' if succeeded else 'Failed!')
 
-    _cached_plugins[module_name] = module
-    return module
+    _cached_plugins[module_name] = plugin
+    return plugin
 
 #----------------------------------------------------------------------------
 # Squeeze an exception into one line, preferring the compiler's "error" lines.
@@ -136,7 +144,7 @@ def _describe_error(err, max_chars=600):
     text = ' | '.join(errors or lines[:1]) or '(no message)'
     if len(text) > max_chars:
         text = text[:max_chars] + ' ...'
-    return f'{type(err).__name__}: {text}'
+    return f'{type(err).__name__}: {text.rstrip(".")}'
 
 #----------------------------------------------------------------------------
 # Like get_plugin(), but a failed build warns once and returns None for the rest of the process,
@@ -157,7 +165,7 @@ def get_plugin_or_none(op_name, module_name, sources, **build_kwargs):
         f'Fix: install ninja and a CUDA toolkit matching torch.version.cuda ({torch.version.cuda}) with nvcc on PATH '
         f'or CUDA_HOME set (set torch_utils.custom_ops.verbosity = "full" to see the build log), '
         f"or pass impl='ref' to use the reference implementation without this warning.",
-        RuntimeWarning, stacklevel=3)
+        RuntimeWarning, stacklevel=5)  # the caller of the op, through _plugin() and _init()
     return None
 
 #----------------------------------------------------------------------------

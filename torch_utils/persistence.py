@@ -10,9 +10,9 @@ Reading. We never need the embedded source for the classes we know. A pickled ob
 1. our own class, restored as-is, when `module_src` is exactly the source of one of our imported modules
    (our own pickles, `copy.deepcopy`);
 2. otherwise our class of the same name (classes decorated here, `training.networks` and
-   `training.augment` are imported on demand): we construct it from the pickled init args/kwargs on the
-   meta device (no memory, no random numbers; the CPU with zeroed initialisers if it must), then install
-   the pickled parameters, buffers and already-rebuilt children, after checking their names and shapes;
+   `training.augment` are imported on demand): we construct it from the pickled init args/kwargs without
+   drawing random numbers (on the meta device for big objects), then install the pickled parameters,
+   buffers and already-rebuilt children, after checking their names and shapes;
 3. otherwise, in normal mode, by exec'ing `module_src` as the official loader does: for classes we do
    not know, and, with a warning, for forks whose state does not match our class. Safe mode refuses.
 """
@@ -241,7 +241,7 @@ def _rebuild_known_class(cls, state):
     init_kwargs = state.get('_init_kwargs')
     if not isinstance(init_args, tuple) or not isinstance(init_kwargs, dict):
         raise _StateMismatch('no _init_args/_init_kwargs in the pickled state')
-    obj = _construct_quietly(cls, init_args, init_kwargs)
+    obj = _construct_quietly(cls, init_args, init_kwargs, _state_numel(state))
 
     # Parameters and buffers: same names, same shapes.
     for slot, kind in (('_parameters', 'parameter'), ('_buffers', 'buffer')):
@@ -250,6 +250,9 @@ def _rebuild_known_class(cls, state):
         _check_same_names(ours, theirs, kind)
         for name, our_tensor in ours.items():
             their_tensor = theirs[name]
+            expected_type = torch.nn.Parameter if slot == '_parameters' else torch.Tensor
+            if their_tensor is not None and not isinstance(their_tensor, expected_type):
+                raise _StateMismatch(f'{kind} "{name}" is a {type(their_tensor).__name__} in the pickle')
             if (our_tensor is None) != (their_tensor is None):
                 raise _StateMismatch(f'{kind} "{name}" is {"None" if their_tensor is None else "set"} in the pickle '
                                      f'but {"None" if our_tensor is None else "set"} in ours')
@@ -297,26 +300,43 @@ def _describe_type(obj):
 
 #----------------------------------------------------------------------------
 # Call cls(*args, **kwargs) for a rebuild, whose tensors are about to be
-# replaced by pickled ones. First on the meta device (no memory, no random
-# numbers; nested objects are constructed once per level, so this matters).
-# A constructor that needs real values (or keeps tensors in plain attributes)
-# is run again on the CPU with random initialisers giving zeros. Both leave
-# the global RNGs as they were.
+# replaced by pickled ones; `numel` is the size of those tensors. Nested
+# objects are constructed once per level, so big objects are constructed on
+# the meta device (no memory, no random numbers; its first use in a process
+# costs a few seconds of imports). Small objects, and constructors that need
+# real values or keep tensors in plain attributes, run on the CPU with random
+# initialisers giving zeros. Both leave the global RNGs as they were.
 
-def _construct_quietly(cls, args, kwargs):
-    try:
-        with _forked_rngs(), torch.device('meta'), _KeepOnMeta():
-            obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
-        if _plain_attribute_holds(obj, lambda item: isinstance(item, torch.Tensor) and item.is_meta) is None:
-            return _checked_construction(obj)
-    except Exception: # pylint: disable=broad-except
-        pass
+_META_MIN_NUMEL = 1 << 22
+
+def _construct_quietly(cls, args, kwargs, numel):
+    if numel >= _META_MIN_NUMEL:
+        try:
+            with _forked_rngs(), torch.device('meta'), _KeepOnMeta():
+                obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
+            if _plain_attribute_holds(obj, lambda item: isinstance(item, torch.Tensor) and item.is_meta) is None:
+                return _checked_construction(obj)
+        except Exception: # pylint: disable=broad-except
+            pass
     try:
         with _forked_rngs(), _ZeroRandomInit():
             obj = cls(*copy.deepcopy(args), **copy.deepcopy(kwargs))
     except Exception as err: # pylint: disable=broad-except
         raise _StateMismatch(f'our constructor rejects the pickled arguments: {type(err).__name__}: {err}') from err
     return _checked_construction(obj)
+
+#----------------------------------------------------------------------------
+# Number of tensor elements in a pickled module state, children included.
+
+def _state_numel(state):
+    total = 0
+    for slot in ('_parameters', '_buffers'):
+        for tensor in (state.get(slot) or {}).values():
+            total += tensor.numel() if isinstance(tensor, torch.Tensor) else 0
+    for child in (state.get('_modules') or {}).values():
+        if isinstance(child, torch.nn.Module):
+            total += sum(t.numel() for t in child.parameters()) + sum(t.numel() for t in child.buffers())
+    return total
 
 #----------------------------------------------------------------------------
 # Children are replaced after construction, so a plain attribute must not

@@ -71,17 +71,17 @@ class StyleGAN2Loss(Loss):
         pl_weight           = 2,    # Path-length weight; 0 = disable.
     ):
         super().__init__()
+        for name, value in dict(style_mixing_prob=style_mixing_prob, r1_gamma=r1_gamma, pl_weight=pl_weight).items():
+            if not value >= 0:
+                raise ValueError(f'StyleGAN2Loss: {name} must be >= 0, got {value}')
+        if not (isinstance(pl_batch_shrink, int) and pl_batch_shrink >= 1):
+            raise ValueError(f'StyleGAN2Loss: pl_batch_shrink must be an integer >= 1, got {pl_batch_shrink!r}')
+        self.G_mapping, self.G_synthesis, self.D, self.augment_pipe = G_mapping, G_synthesis, D, augment_pipe
         self.device = device
-        self.G_mapping = G_mapping
-        self.G_synthesis = G_synthesis
-        self.D = D
-        self.augment_pipe = augment_pipe
-        self.style_mixing_prob = style_mixing_prob
         self.r1_gamma = r1_gamma
-        self.pl_batch_shrink = pl_batch_shrink
-        self.pl_decay = pl_decay
-        self.pl_weight = pl_weight
-        self.pl_mean = torch.zeros([], device=device)
+        self.style_mixing_prob = style_mixing_prob
+        self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
+        self.pl_mean = torch.zeros([], device=device)  # running mean of the path length
 
     # Hook: may replace the latents (and labels) of a batch before G sees them.
     def transform_latents(self, z, c):
@@ -103,108 +103,120 @@ class StyleGAN2Loss(Loss):
             self.pl_mean.copy_(torch.as_tensor(state.pop('pl_mean')))
         super().load_state_dict(state)
 
-    # Generate images; ws come from two latents when style mixing picks a cutoff below num_ws.
+    # Style mixing: with probability style_mixing_prob, the layers from a random
+    # cutoff in [1, num_ws) on take their w from a second, fresh latent.
+    def _mix_styles(self, ws, z, c):
+        num_ws = ws.shape[1]
+        cutoff = int(torch.empty([], dtype=torch.int64, device=ws.device).random_(1, num_ws))
+        if not bool(torch.rand([], device=ws.device) < self.style_mixing_prob):
+            cutoff = num_ws  # no mixing this time (the second mapping call still runs)
+        other = self.G_mapping(torch.randn_like(z), c, skip_w_avg_update=True)
+        ws[:, cutoff:] = other[:, cutoff:]
+
+    # Generate images from latents; returns (img, ws).
     def run_G(self, z, c, sync):
         z, c = self.transform_latents(z, c)
         with misc.ddp_sync(self.G_mapping, sync):
             ws = self.G_mapping(z, c)
             if self.style_mixing_prob > 0:
                 with torch.autograd.profiler.record_function('style_mixing'):
-                    num_ws = ws.shape[1]
-                    cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, num_ws)
-                    keep = torch.rand([], device=ws.device) < self.style_mixing_prob
-                    cutoff = int(cutoff) if bool(keep) else num_ws
-                    mixed = self.G_mapping(torch.randn_like(z), c, skip_w_avg_update=True)
-                    ws[:, cutoff:] = mixed[:, cutoff:]
+                    self._mix_styles(ws, z, c)
         with misc.ddp_sync(self.G_synthesis, sync):
-            img = self.G_synthesis(ws)
-        return img, ws
+            return self.G_synthesis(ws), ws
 
     # Score images with D, after augmentation when a pipe is set.
     def run_D(self, img, c, sync):
-        if self.augment_pipe is not None:
-            img = self.augment_pipe(img)
+        augmented = img if self.augment_pipe is None else self.augment_pipe(img)
         with misc.ddp_sync(self.D, sync):
-            logits = self.D(img, c)
-        return logits
+            return self.D(augmented, c)
+
+    # Report D's raw scores and their signs for 'real' or 'fake' images.
+    @staticmethod
+    def _report_scores(kind, logits):
+        training_stats.report(f'Loss/scores/{kind}', logits)
+        training_stats.report(f'Loss/signs/{kind}', logits.sign())
 
     # Batch mean of a step's loss plus the batch mean of the extra_loss() hook's term, if any.
     def _mean_with_extra(self, loss, step, img, c, logits, ws):
         extra = self.extra_loss(step, img, c, logits, ws)
         return loss.mean() if extra is None else loss.mean() + extra.mean()
 
+    # Backward of gain * objective under a profiler range.
+    @staticmethod
+    def _backward(name, objective, gain):
+        with torch.autograd.profiler.record_function(name + '_backward'):
+            (objective * gain).backward()
+
+    # G main: non-saturating loss, -log(sigmoid(D(G(z)))).
+    def _G_main(self, gen_z, gen_c, sync, gain):
+        with torch.autograd.profiler.record_function('Gmain_forward'):
+            img, ws = self.run_G(gen_z, gen_c, sync=sync)
+            logits = self.run_D(img, gen_c, sync=False)
+            self._report_scores('fake', logits)
+            loss = training_stats.report('Loss/G/loss', torch.nn.functional.softplus(-logits))
+            objective = self._mean_with_extra(loss, 'Gmain', img, gen_c, logits, ws)
+        self._backward('Gmain', objective, gain)
+
+    # G regulariser: squared deviation of the path length from its running mean,
+    # on the first 1 / pl_batch_shrink of the batch.
+    def _G_path_length(self, gen_z, gen_c, sync, gain):
+        with torch.autograd.profiler.record_function('Gpl_forward'):
+            n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
+            img, ws = self.run_G(gen_z[:n], gen_c[:n], sync=sync)
+            y = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])  # unit-variance per image
+            lengths = path_lengths(img, ws, y)
+            # Penalise against the updated mean, keeping its graph; store it detached.
+            updated_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+            self.pl_mean.copy_(updated_mean.detach())
+            penalty = training_stats.report('Loss/pl_penalty', (lengths - updated_mean).square())
+            loss = training_stats.report('Loss/G/reg', penalty * self.pl_weight)
+            objective = self._mean_with_extra(loss, 'Gpl', img, gen_c, None, ws)
+        self._backward('Gpl', objective, gain)
+
+    # D on fakes: -log(1 - sigmoid(D(G(z)))). Returns the per-sample loss for the D/loss report.
+    def _D_fake(self, gen_z, gen_c, gain):
+        with torch.autograd.profiler.record_function('Dgen_forward'):
+            img, ws = self.run_G(gen_z, gen_c, sync=False)
+            logits = self.run_D(img, gen_c, sync=False)
+            self._report_scores('fake', logits)
+            loss = torch.nn.functional.softplus(logits)
+            objective = self._mean_with_extra(loss, 'Dgen', img, gen_c, logits, ws)
+        self._backward('Dgen', objective, gain)
+        return loss.detach()
+
+    # D on reals: -log(sigmoid(D(x))) and/or the lazy R1 penalty, from one D pass.
+    def _D_real(self, real_img, real_c, sync, gain, main, r1, loss_fake):
+        name = {(True, True): 'Dreal_Dr1', (True, False): 'Dreal', (False, True): 'Dr1'}[(main, r1)]
+        with torch.autograd.profiler.record_function(name + '_forward'):
+            x = real_img.detach().requires_grad_(r1)  # R1 differentiates w.r.t. the unaugmented reals
+            logits = self.run_D(x, real_c, sync=sync)
+            self._report_scores('real', logits)
+            objective = 0
+            if main:
+                loss = torch.nn.functional.softplus(-logits)
+                training_stats.report('Loss/D/loss', loss_fake + loss)
+                objective = self._mean_with_extra(loss, 'Dreal', real_img, real_c, logits, None)
+            if r1:
+                penalty = training_stats.report('Loss/r1_penalty', r1_penalty(logits, x))
+                loss = training_stats.report('Loss/D/reg', penalty * (self.r1_gamma / 2))
+                objective = objective + self._mean_with_extra(loss, 'Dr1', real_img, real_c, logits, None)
+        self._backward(name, objective, gain)
+
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, sync, gain):
         if phase not in self.phases:
             raise ValueError(f'Unknown phase "{phase}"; expected one of {", ".join(self.phases)}')
-        do_Gmain = phase in ('Gmain', 'Gboth')
-        do_Dmain = phase in ('Dmain', 'Dboth')
-        do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
-        do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
-
-        # G: make D call the fakes real.
-        if do_Gmain:
-            with torch.autograd.profiler.record_function('Gmain_forward'):
-                gen_img, gen_ws = self.run_G(gen_z, gen_c, sync=(sync and not do_Gpl))
-                gen_logits = self.run_D(gen_img, gen_c, sync=False)
-                training_stats.report('Loss/scores/fake', gen_logits)
-                training_stats.report('Loss/signs/fake', gen_logits.sign())
-                loss_Gmain = torch.nn.functional.softplus(-gen_logits)  # -log(sigmoid(logits))
-                training_stats.report('Loss/G/loss', loss_Gmain)
-                total = self._mean_with_extra(loss_Gmain, 'Gmain', gen_img, gen_c, gen_logits, gen_ws)
-            with torch.autograd.profiler.record_function('Gmain_backward'):
-                total.mul(gain).backward()
-
-        # G: path-length regularisation on a shrunk batch.
-        if do_Gpl:
-            with torch.autograd.profiler.record_function('Gpl_forward'):
-                pl_batch = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-                gen_img, gen_ws = self.run_G(gen_z[:pl_batch], gen_c[:pl_batch], sync=sync)
-                pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-                pl_lengths = path_lengths(gen_img, gen_ws, pl_noise)
-                # The penalty uses the updated mean with its graph; the stored mean is detached.
-                pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)
-                self.pl_mean.copy_(pl_mean.detach())
-                pl_penalty = (pl_lengths - pl_mean).square()
-                training_stats.report('Loss/pl_penalty', pl_penalty)
-                loss_Gpl = pl_penalty * self.pl_weight
-                training_stats.report('Loss/G/reg', loss_Gpl)
-                total = self._mean_with_extra(loss_Gpl, 'Gpl', gen_img, gen_c, None, gen_ws)
-            with torch.autograd.profiler.record_function('Gpl_backward'):
-                total.mul(gain).backward()
-
-        # D: push the logits of fakes down.
-        loss_Dgen = 0
-        if do_Dmain:
-            with torch.autograd.profiler.record_function('Dgen_forward'):
-                gen_img, gen_ws = self.run_G(gen_z, gen_c, sync=False)
-                gen_logits = self.run_D(gen_img, gen_c, sync=False)
-                training_stats.report('Loss/scores/fake', gen_logits)
-                training_stats.report('Loss/signs/fake', gen_logits.sign())
-                loss_Dgen = torch.nn.functional.softplus(gen_logits)  # -log(1 - sigmoid(logits))
-                total = self._mean_with_extra(loss_Dgen, 'Dgen', gen_img, gen_c, gen_logits, gen_ws)
-            with torch.autograd.profiler.record_function('Dgen_backward'):
-                total.mul(gain).backward()
-
-        # D: push the logits of reals up, and/or R1 on the (unaugmented) reals.
-        if do_Dmain or do_Dr1:
-            name = 'Dreal_Dr1' if do_Dmain and do_Dr1 else 'Dreal' if do_Dmain else 'Dr1'
-            with torch.autograd.profiler.record_function(name + '_forward'):
-                real_img_tmp = real_img.detach().requires_grad_(do_Dr1)
-                real_logits = self.run_D(real_img_tmp, real_c, sync=sync)
-                training_stats.report('Loss/scores/real', real_logits)
-                training_stats.report('Loss/signs/real', real_logits.sign())
-                total = 0
-                if do_Dmain:
-                    loss_Dreal = torch.nn.functional.softplus(-real_logits)  # -log(sigmoid(logits))
-                    training_stats.report('Loss/D/loss', loss_Dgen + loss_Dreal)
-                    total = self._mean_with_extra(loss_Dreal, 'Dreal', real_img, real_c, real_logits, None)
-                if do_Dr1:
-                    r1 = r1_penalty(real_logits, real_img_tmp)
-                    training_stats.report('Loss/r1_penalty', r1)
-                    loss_Dr1 = r1 * (self.r1_gamma / 2)
-                    training_stats.report('Loss/D/reg', loss_Dr1)
-                    total = total + self._mean_with_extra(loss_Dr1, 'Dr1', real_img, real_c, real_logits, None)
-            with torch.autograd.profiler.record_function(name + '_backward'):
-                total.mul(gain).backward()
+        net, part = phase[0], phase[1:]
+        main = part in ('main', 'both')
+        reg = part in ('reg', 'both') and (self.pl_weight if net == 'G' else self.r1_gamma) != 0
+        if net == 'G':
+            # With both terms in one phase, the gradient sync happens in the last (regulariser) backward.
+            if main:
+                self._G_main(gen_z, gen_c, sync=(sync and not reg), gain=gain)
+            if reg:
+                self._G_path_length(gen_z, gen_c, sync=sync, gain=gain)
+        else:
+            loss_fake = self._D_fake(gen_z, gen_c, gain=gain) if main else None
+            if main or reg:
+                self._D_real(real_img, real_c, sync=sync, gain=gain, main=main, r1=reg, loss_fake=loss_fake)
 
 #----------------------------------------------------------------------------

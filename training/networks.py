@@ -268,7 +268,7 @@ class MappingNetwork(torch.nn.Module):
 
         # Move w_avg towards the batch mean while training.
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(x.detach().mean(dim=0).to(self.w_avg.dtype).lerp(self.w_avg, self.w_avg_beta))
 
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])  # [N, num_ws, w_dim]
@@ -280,9 +280,9 @@ class MappingNetwork(torch.nn.Module):
             raise ValueError(f'MappingNetwork: truncation_psi={truncation_psi} needs w_avg, but this network was built with w_avg_beta=None')
         if truncation_cutoff is not None and self.num_ws is not None:
             head = x[:, :truncation_cutoff]
-            x[:, :truncation_cutoff] = self.w_avg.lerp(head, truncation_psi)
+            x[:, :truncation_cutoff] = self.w_avg.to(x.dtype).lerp(head, truncation_psi)
             return x
-        return self.w_avg.lerp(x, truncation_psi)
+        return self.w_avg.to(x.dtype).lerp(x, truncation_psi)
 
 #----------------------------------------------------------------------------
 # One modulated 3x3 convolution of the synthesis network, with per-pixel noise,

@@ -85,6 +85,24 @@ def save_image_grid(img, fname, drange, grid_size):
         image.save(f, format='png')
 
 #----------------------------------------------------------------------------
+# Grid of G_ema images (constant noise) for the fixed grid latents and labels.
+
+def _save_fakes(G_ema, grid, fname):
+    with torch.no_grad():
+        fakes = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid.z, grid.c)]
+    save_image_grid(torch.cat(fakes), fname, drange=[-1, 1], grid_size=grid.size)
+
+# Write reals.png and fakes_init.png; returns the grid (size, latents, labels) for later fakes.
+def _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device):
+    print('Exporting sample images...')
+    size, reals, labels = setup_snapshot_image_grid(training_set=training_set)
+    save_image_grid(reals, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=size)
+    z = torch.randn([labels.shape[0], G_ema.z_dim], device=device)
+    grid = dnnlib.EasyDict(size=size, z=z.split(batch_gpu), c=torch.from_numpy(labels).to(device).split(batch_gpu))
+    _save_fakes(G_ema, grid, os.path.join(run_dir, 'fakes_init.png'))
+    return grid
+
+#----------------------------------------------------------------------------
 # Random number generator states of this process (python, numpy, torch CPU,
 # and the CUDA device in use), to save and restore for exact resume.
 
@@ -134,6 +152,22 @@ class _PhaseTimer:
             self.elapsed_ms = self._start.elapsed_time(end)
         else:
             self.elapsed_ms = (time.perf_counter() - self._start) * 1000
+
+#----------------------------------------------------------------------------
+# Device of this process; seeds (the one place that seeds the global RNGs);
+# cuDNN/TF32 flags; the custom gradient ops the loss needs.
+
+def _init_process(device, random_seed, num_gpus, rank, cudnn_benchmark, allow_tf32):
+    if device is None:
+        device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
+    seed = misc.rank_seed(random_seed, rank, num_gpus)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    for flags in (torch.backends.cuda.matmul, torch.backends.cudnn):
+        flags.allow_tf32 = allow_tf32
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    grid_sample_gradfix.enabled = conv2d_gradfix.enabled = True
+    return torch.device(device)
 
 #----------------------------------------------------------------------------
 # The same object on every rank: each rank's `obj` in a list indexed by rank.
@@ -497,56 +531,56 @@ def _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, c
 # plus device, sampler_kwargs, metric_fn and resume_exact. Returns the final
 # networks and counters (an EasyDict), for tests and notebooks.
 
-def training_loop(
-    run_dir                 = '.',      # Output directory.
-    training_set_kwargs     = {},       # Options for the training set.
-    data_loader_kwargs      = {},       # Options for torch.utils.data.DataLoader.
-    sampler_kwargs          = None,     # Options for the sampler; None = torch_utils.misc.InfiniteSampler.
-    G_kwargs                = {},       # Options for the generator network.
-    D_kwargs                = {},       # Options for the discriminator network.
-    G_opt_kwargs            = {},       # Options for the generator optimizer.
-    D_opt_kwargs            = {},       # Options for the discriminator optimizer.
-    augment_kwargs          = None,     # Options for the augmentation pipeline; None = disable.
-    loss_kwargs             = {},       # Options for the loss function.
-    metrics                 = [],       # Metric names to evaluate at each network snapshot.
-    metric_fn               = None,     # Callable computing one metric (see calc_and_report_metric); None = metrics.metric_main.
-    random_seed             = 0,        # Global random seed.
-    num_gpus                = 1,        # Number of processes (GPUs, or CPU processes) taking part.
-    rank                    = 0,        # Rank of this process in [0, num_gpus - 1].
-    device                  = None,     # torch.device or name; None = cuda:<rank> if CUDA is available, else cpu.
-    batch_size              = 4,        # Total batch size for one iteration, over all processes.
-    batch_gpu               = 4,        # Number of samples processed at a time by one process.
-    ema_kimg                = 10,       # Half-life of the G_ema average, in thousands of images.
-    ema_rampup              = None,     # EMA ramp-up coefficient; None = no ramp-up.
-    G_reg_interval          = 4,        # How often to run the G regularisation phase; None = with the main phase.
-    D_reg_interval          = 16,       # How often to run the D regularisation phase; None = with the main phase.
-    augment_p               = 0,        # Initial augmentation probability.
-    ada_target              = None,     # ADA target for E[sign(D(real))]; None = fixed p.
-    ada_interval            = 4,        # How often to adjust p, in iterations.
-    ada_kimg                = 500,      # Thousands of images for p to change by 1.
-    total_kimg              = 25000,    # Length of training, in thousands of real images.
-    kimg_per_tick           = 4,        # Progress report interval, in thousands of images (may be fractional).
-    image_snapshot_ticks    = 50,       # How often to save image snapshots; None = disable.
-    network_snapshot_ticks  = 50,       # How often to save network snapshots; None = disable.
-    resume_pkl              = None,     # Network pickle to resume from; None = start from scratch.
-    resume_exact            = True,     # Use the pickle's resume_state when present; False = weights only.
-    cudnn_benchmark         = True,     # Enable torch.backends.cudnn.benchmark.
-    allow_tf32              = False,    # Enable TF32 for matmul and convolutions.
-    abort_fn                = None,     # Callable that returns True to stop training early.
-    progress_fn             = None,     # Callable(cur_kimg, total_kimg) told the progress every tick.
+def training_loop(*,
+    # Run and processes.
+    run_dir                 = '.',      # Folder for logs, images and snapshots.
+    num_gpus                = 1,        # Processes taking part (GPUs, or CPU processes).
+    rank                    = 0,        # This process, in [0, num_gpus - 1].
+    device                  = None,     # torch.device or name; None = cuda:<rank> with CUDA, else cpu.
+    random_seed             = 0,        # Seed of everything random (per rank via misc.rank_seed).
+    # Data.
+    training_set_kwargs     = {},       # Dataset class_name and arguments.
+    data_loader_kwargs      = {},       # Extra torch.utils.data.DataLoader arguments.
+    sampler_kwargs          = None,     # Sampler class_name and arguments; None = torch_utils.misc.InfiniteSampler.
+    # Networks, optimizers, loss.
+    G_kwargs                = {},       # Generator class_name and arguments.
+    D_kwargs                = {},       # Discriminator class_name and arguments.
+    G_opt_kwargs            = {},       # Generator optimizer class_name and arguments.
+    D_opt_kwargs            = {},       # Discriminator optimizer class_name and arguments.
+    loss_kwargs             = {},       # Loss class_name and arguments.
+    G_reg_interval          = 4,        # Lazy G regularisation every this many steps; None = in every step.
+    D_reg_interval          = 16,       # Lazy D regularisation every this many steps; None = in every step.
+    # Schedule.
+    total_kimg              = 25000,    # Stop after this many thousand real images.
+    batch_size              = 4,        # Images per step, all processes together.
+    batch_gpu               = 4,        # Images one process handles at once (accumulation below that).
+    ema_kimg                = 10,       # G_ema half-life in thousands of images.
+    ema_rampup              = None,     # Cap the half-life at cur_nimg * ema_rampup; None = no cap.
+    # Augmentation.
+    augment_kwargs          = None,     # AugmentPipe class_name and arguments; None = no augmentation.
+    augment_p               = 0,        # Starting augmentation probability.
+    ada_target              = None,     # Adapt p towards this E[sign(D(real))]; None = keep p fixed.
+    ada_interval            = 4,        # Adapt p every this many steps.
+    ada_kimg                = 500,      # Thousands of images over which p can move by 1.
+    # Reporting.
+    kimg_per_tick           = 4,        # Tick length in thousands of images (fractions allowed).
+    image_snapshot_ticks    = 50,       # Image grid every this many ticks; None = never.
+    network_snapshot_ticks  = 50,       # Network pickle every this many ticks; None = never.
+    metrics                 = [],       # Metrics evaluated on each network pickle.
+    metric_fn               = None,     # Computes one metric (see calc_and_report_metric); None = metrics.metric_main.
+    # Resume.
+    resume_pkl              = None,     # Pickle (path or URL) to start from; None = from scratch.
+    resume_exact            = True,     # Continue from its resume_state when present; False = weights only.
+    # Performance and callbacks.
+    cudnn_benchmark         = True,     # torch.backends.cudnn.benchmark.
+    allow_tf32              = False,    # TF32 in matmuls and convolutions.
+    abort_fn                = None,     # Returns True to stop early; None = never.
+    progress_fn             = None,     # Called as progress_fn(cur_kimg, total_kimg) every tick.
 ):
     # Initialise the process: device, seeds, numerics switches.
     run_options = _run_options(dict(locals()))
     start_time = time.time()
-    device = torch.device(device if device is not None else ('cuda', rank) if torch.cuda.is_available() else 'cpu')
-    seed = misc.rank_seed(random_seed, rank, num_gpus)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    conv2d_gradfix.enabled = True
-    grid_sample_gradfix.enabled = True
+    device = _init_process(device, random_seed, num_gpus, rank, cudnn_benchmark, allow_tf32)
     if batch_size % (batch_gpu * num_gpus) != 0:
         raise ValueError(f'batch_size={batch_size} must be divisible by batch_gpu * num_gpus = {batch_gpu} * {num_gpus}')
 
@@ -577,16 +611,7 @@ def training_loop(
     phases = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device)
 
     # Export the real and initial fake image grids.
-    grid_size, grid_z, grid_c = None, None, None
-    if rank == 0:
-        print('Exporting sample images...')
-        grid_size, images, labels = setup_snapshot_image_grid(training_set=training_set)
-        save_image_grid(images, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=grid_size)
-        grid_z = torch.randn([labels.shape[0], G.z_dim], device=device).split(batch_gpu)
-        grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
-        with torch.no_grad():
-            images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-        save_image_grid(images, os.path.join(run_dir, 'fakes_init.png'), drange=[-1, 1], grid_size=grid_size)
+    grid = _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device) if rank == 0 else None
 
     # Open the logs; set the counters; restore the resume state last.
     if rank == 0:
@@ -636,9 +661,7 @@ def training_loop(
 
             # Save image snapshot.
             if rank == 0 and image_snapshot_ticks is not None and (done or state.cur_tick % image_snapshot_ticks == 0):
-                with torch.no_grad():
-                    images = torch.cat([G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid_z, grid_c)])
-                save_image_grid(images, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=grid_size)
+                _save_fakes(G_ema, grid, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'))
 
             # Save network snapshot; evaluate metrics on it.
             metric_results = dict()

@@ -2,6 +2,8 @@
 
 import copy
 import functools
+import importlib
+import inspect
 import io
 import json
 import os
@@ -18,6 +20,7 @@ from torch_utils import misc
 pytestmark = pytest.mark.fixtures
 
 TOL = 1e-4
+SPOT_CHECKS = ('ws_psi07', 'img_const_psi07', 'G_img_const_psi1', 'D_logits')  # G_ema, G and D, once each
 
 #----------------------------------------------------------------------------
 
@@ -43,20 +46,22 @@ def _max_diff(tensor, array):
     return float(np.abs(tensor.detach().cpu().numpy().astype(np.float64) - array).max())
 
 
-def _check_generator_and_discriminator(ref, G_ema, G, D):
+def _check_generator_and_discriminator(ref, G_ema, G, D, keys=None):
+    """Make the official calls (all, or those named in `keys`) and compare with the stored arrays."""
     z, c = torch.from_numpy(ref['z']), torch.from_numpy(ref['c'])
+    calls = dict(
+        ws_psi1=lambda: G_ema.mapping(z, c, truncation_psi=1),
+        ws_psi07=lambda: G_ema.mapping(z, c, truncation_psi=0.7),
+        img_const_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='const'),
+        img_const_psi07=lambda: G_ema(z, c, truncation_psi=0.7, noise_mode='const'),
+        img_none_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='none'),
+        synth_const_from_ws07=lambda: G_ema.synthesis(torch.from_numpy(ref['ws_psi07']), noise_mode='const'),
+        G_img_const_psi1=lambda: G(z, c, truncation_psi=1, noise_mode='const'),
+        D_logits=lambda: D(torch.from_numpy(ref['img_const_psi1']), c),
+        D_logits_psi07=lambda: D(torch.from_numpy(ref['img_const_psi07']), c),
+    )
     with torch.no_grad():
-        results = dict(
-            ws_psi1=G_ema.mapping(z, c, truncation_psi=1),
-            ws_psi07=G_ema.mapping(z, c, truncation_psi=0.7),
-            img_const_psi1=G_ema(z, c, truncation_psi=1, noise_mode='const'),
-            img_const_psi07=G_ema(z, c, truncation_psi=0.7, noise_mode='const'),
-            img_none_psi1=G_ema(z, c, truncation_psi=1, noise_mode='none'),
-            synth_const_from_ws07=G_ema.synthesis(torch.from_numpy(ref['ws_psi07']), noise_mode='const'),
-            G_img_const_psi1=G(z, c, truncation_psi=1, noise_mode='const'),
-            D_logits=D(torch.from_numpy(ref['img_const_psi1']), c),
-            D_logits_psi07=D(torch.from_numpy(ref['img_const_psi07']), c),
-        )
+        results = {key: call() for key, call in calls.items() if keys is None or key in keys}
     for key, value in results.items():
         assert _max_diff(value, ref[key]) <= TOL, key
     return results
@@ -132,8 +137,11 @@ def test_augment_pipe(official, mode):
 
 def test_repickle_and_reload(official):
     ref, _meta, loaded = official
-    again = legacy.load_network_pkl(io.BytesIO(pickle.dumps(loaded['normal'])), safe=True)
-    _check_generator_and_discriminator(ref, again['G_ema'], again['G'], again['D'])
+    data = pickle.dumps(loaded['normal'])
+    for module_name in ('training.networks', 'training.augment'):   # our source replaces the placeholder
+        assert inspect.getsource(importlib.import_module(module_name)).encode() in data
+    again = legacy.load_network_pkl(io.BytesIO(data), safe=True)
+    _check_generator_and_discriminator(ref, again['G_ema'], again['G'], again['D'], keys=SPOT_CHECKS)
     with torch.no_grad():
         out = again['augment_pipe'](torch.from_numpy(ref['augment_in']), debug_percentile=0.3)
     assert _max_diff(out, ref['augment_out_debug03']) <= TOL
@@ -149,6 +157,6 @@ def test_rebuild_for_resume(official):
             net = dnnlib.util.construct_class_by_name(class_name=f'training.networks.{class_name}', **kwargs)
             misc.copy_params_and_buffers(data[key], net, require_all=True)
             rebuilt[key] = net.eval().requires_grad_(False)
-    _check_generator_and_discriminator(ref, rebuilt['G_ema'], rebuilt['G'], rebuilt['D'])
+    _check_generator_and_discriminator(ref, rebuilt['G_ema'], rebuilt['G'], rebuilt['D'], keys=SPOT_CHECKS)
 
 #----------------------------------------------------------------------------

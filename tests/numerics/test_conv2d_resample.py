@@ -86,7 +86,7 @@ def _run(x, w, f, **kwargs):
 # The full grid: up/down 1,2,4, kernel 1 and 3, groups, padding forms, both
 # flip conventions. The filter rotates with the case index to keep it short.
 
-PADDINGS = [0, 1, [2, 1], [1, 0, 2, 1], [-1, 2, 0, -1]]
+PADDINGS = [0, [2, 1], [1, 0, 2, 1], [-1, 2, 0, -1]]
 
 def _grid():
     cases = []

@@ -2,8 +2,8 @@
 
 import copy
 import inspect
+import io
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -34,12 +34,33 @@ class PersistentCounter:
         self.value = start
         self.step = step
 
+# A module whose constructor needs real tensor values and keeps a tensor in a plain attribute,
+# so that a rebuild cannot construct it on the meta device.
+@persistence.persistent_class
+class ValueDependentModule(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn([n]))
+        self.register_buffer('table', torch.arange(n, dtype=torch.float32))
+        self.scale = float(torch.ones([2]).sum().item())
+        self.lookup = torch.linspace(0, 1, n)
+
+    def forward(self, x):
+        return (x * self.weight + self.table) * self.scale + self.lookup
+
+# A module that keeps a sub-module in a plain list, which a rebuild cannot update.
+@persistence.persistent_class
+class SubModuleInList(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = torch.nn.Identity()
+        self.chain = [self.inner]
+
 #----------------------------------------------------------------------------
 
 class _GlobalRecorder(pickle.Unpickler):
     """Unpickler that records every global the stream resolves."""
     def __init__(self, data):
-        import io
         super().__init__(io.BytesIO(data))
         self.seen = set()
 
@@ -167,6 +188,45 @@ def test_round_trip_by_class_name(tiny_G, tiny_D, fresh_hooks):
         assert torch.equal(a, b)
 
 
+def test_round_trip_by_class_name_on_meta_device(tiny_G, fresh_hooks, monkeypatch):
+    # Big objects are constructed on the meta device; make every object count as big.
+    monkeypatch.setattr(persistence, '_META_MIN_NUMEL', 0)
+    data = pickle.dumps(tiny_G)
+    persistence.import_hook(_replace_source)
+    torch_state = torch.get_rng_state()
+    G2 = pickle.loads(data)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    _assert_same_state(tiny_G, G2)
+    assert not any(t.is_meta for t in G2.state_dict().values())
+    z = torch.randn([2, tiny_G.z_dim], generator=torch.Generator().manual_seed(3))
+    c = torch.zeros([2, tiny_G.c_dim])
+    with torch.no_grad():
+        assert torch.equal(tiny_G(z, c, noise_mode='const'), G2(z, c, noise_mode='const'))
+
+
+def test_rebuild_falls_back_to_cpu_construction(fresh_hooks, monkeypatch):
+    monkeypatch.setattr(persistence, '_META_MIN_NUMEL', 0)
+    module = ValueDependentModule(5)
+    with torch.no_grad():
+        module.table.mul_(3)
+    data = pickle.dumps(module)
+    persistence.import_hook(_replace_source)
+    torch_state = torch.get_rng_state()
+    module2 = pickle.loads(data)
+    assert torch.equal(torch_state, torch.get_rng_state())
+    assert type(module2) is ValueDependentModule and module2.scale == 2.0
+    assert not module2.lookup.is_meta
+    x = torch.linspace(-1, 1, 5)
+    assert torch.equal(module(x), module2(x))
+
+
+def test_rebuild_refuses_sub_modules_in_plain_attributes(fresh_hooks):
+    data = pickle.dumps(SubModuleInList())
+    persistence.import_hook(_replace_source)
+    with pytest.raises(ValueError, match=r'SubModuleInList.*keeps a sub-module in the plain attribute "chain"'):
+        pickle.loads(data)
+
+
 def test_deepcopy(tiny_G):
     G2 = copy.deepcopy(tiny_G)
     assert type(G2) is type(tiny_G)
@@ -204,7 +264,7 @@ def _shrink_out_features(meta):
 
 
 def test_mismatch_without_source_is_an_error(networks, fresh_hooks):
-    layer = networks.FullyConnectedLayer(4, 5)
+    layer = networks.FullyConnectedLayer(in_features=4, out_features=5)
     data = pickle.dumps(layer)
     persistence.import_hook(_shrink_out_features)
     with pytest.raises(ValueError, match=r'cannot rebuild FullyConnectedLayer.*parameter "weight" has shape '
@@ -215,7 +275,7 @@ def test_mismatch_without_source_is_an_error(networks, fresh_hooks):
 
 
 def test_fork_with_source_is_executed_with_a_warning(networks, fresh_hooks):
-    layer = networks.FullyConnectedLayer(4, 5)
+    layer = networks.FullyConnectedLayer(in_features=4, out_features=5)
     fork_src = inspect.getsource(networks) + '\n# a fork\n'
 
     def make_fork(meta):

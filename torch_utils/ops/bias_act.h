@@ -28,17 +28,17 @@ enum BiasActDtype { BA_FLOAT16 = 0, BA_FLOAT32 = 1, BA_FLOAT64 = 2 };
 //   grad 2: out = second-order term: x times d(dL/dx)/dx, with dy the first-order incoming gradient
 
 struct BiasActParams {
+    void*       out;        // same layout as x
     const void* x;
-    const void* b;          // [bias_len] or NULL
+    const void* dy;         // same layout as x, or NULL (grad 2 only)
     const void* xref;       // same layout as x, or NULL
     const void* yref;       // same layout as x, or NULL
-    const void* dy;         // same layout as x, or NULL (grad 2 only)
-    void*       out;        // same layout as x
+    const void* b;          // [bias_len] or NULL
     int         numel;
+    int         grad;       // 0, 1 or 2
+    int         act;        // BiasActCode
     int         bias_len;   // 0 when there is no bias
     int         bias_step;  // memory stride of the bias dimension in x
-    int         act;        // BiasActCode
-    int         grad;       // 0, 1 or 2
     double      alpha;
     double      gain;
     double      clamp;      // < 0 disables clamping

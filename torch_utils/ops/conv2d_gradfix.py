@@ -12,21 +12,6 @@ enabled = False                    # True = route conv2d/conv_transpose2d throug
 weight_gradients_disabled = False  # True = the custom op returns no weight gradient (see no_weight_gradients).
 
 #----------------------------------------------------------------------------
-# Context manager: inside it, backward passes of the custom op compute no
-# gradient for the weight. The flag is read when backward runs, so wrap the
-# torch.autograd.grad() call, not the forward pass.
-
-@contextlib.contextmanager
-def no_weight_gradients():
-    global weight_gradients_disabled
-    previous = weight_gradients_disabled
-    weight_gradients_disabled = True
-    try:
-        yield
-    finally:
-        weight_gradients_disabled = previous
-
-#----------------------------------------------------------------------------
 # Same arguments and result as torch.nn.functional.conv2d.
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -48,6 +33,21 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                                 dilation=dilation)
 
 #----------------------------------------------------------------------------
+# Context manager: inside it, backward passes of the custom op return None as
+# the weight gradient, and skip computing it. The flag is read when backward
+# runs, so wrap the torch.autograd.grad() call, not the forward pass. Gradients
+# that flow through a computed weight (fused modulated conv) are dropped too.
+
+@contextlib.contextmanager
+def no_weight_gradients():
+    global weight_gradients_disabled
+    saved, weight_gradients_disabled = weight_gradients_disabled, True
+    try:
+        yield
+    finally:
+        weight_gradients_disabled = saved
+
+#----------------------------------------------------------------------------
 # The custom op handles batched 4-D input with numeric padding on any device;
 # string padding ('same'/'valid') and unbatched input go to the stock op.
 
@@ -55,8 +55,7 @@ def _use_custom_op(input, padding):
     return enabled and input.ndim == 4 and not isinstance(padding, str)
 
 #----------------------------------------------------------------------------
-# Everything that defines one convolution besides its tensors, as a hashable
-# tuple: (transpose, weight_shape, stride, padding, output_padding, dilation, groups).
+# An int or a pair of ints as a pair of ints.
 
 def _pair(value, name):
     if isinstance(value, (tuple, list)):
@@ -64,6 +63,10 @@ def _pair(value, name):
             raise ValueError(f'conv2d_gradfix: {name} must be an int or a pair of ints, got {value!r}')
         return (int(value[0]), int(value[1]))
     return (int(value), int(value))
+
+#----------------------------------------------------------------------------
+# Everything that defines one convolution besides its tensors, as a hashable
+# tuple: (transpose, weight_shape, stride, padding, output_padding, dilation, groups).
 
 def _make_config(transpose, weight_shape, stride, padding, output_padding, dilation, groups):
     if len(weight_shape) != 4:

@@ -1,0 +1,193 @@
+"""Evaluate metrics of a network pickle; for a snapshot inside a training run folder the results are appended to that run's metric-<name>.jsonl files."""
+
+import copy
+import os
+import pickle
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+import legacy
+from metrics import metric_main
+from metrics import metric_utils
+from torch_utils import misc
+
+try:
+    import priors  # registers prior metrics and priors
+except ModuleNotFoundError as err:
+    if err.name != 'priors':  # only the package itself may be missing
+        raise
+
+#----------------------------------------------------------------------------
+# Device of process `rank`: CUDA device `rank` when the chosen device is CUDA, else the CPU.
+
+def _process_device(device_type, rank):
+    if device_type == 'cuda':
+        device = torch.device('cuda', rank)
+        torch.cuda.set_device(device)
+        return device
+    return torch.device(device_type)
+
+#----------------------------------------------------------------------------
+# Fast cuDNN autotuning, but no TF32, so values do not depend on the GPU generation.
+
+def _cuda_settings():
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+#----------------------------------------------------------------------------
+# Work of one process: evaluate all metrics in one planned run; rank 0 reports.
+
+def evaluate_metrics(rank, args):
+    device = args.device if args.num_gpus == 1 else _process_device(args.device.type, rank)
+    if device.type == 'cuda':
+        _cuda_settings()
+    G = copy.deepcopy(args.G).eval().requires_grad_(False).to(device)
+    if rank == 0 and args.verbose:
+        misc.print_module_summary(G, [torch.zeros([1, G.z_dim], device=device), torch.zeros([1, G.c_dim], device=device)])
+
+    progress = metric_utils.ProgressMonitor(verbose=args.verbose)
+    results = metric_main.calc_metrics(args.metrics, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
+                                       rank=rank, device=device, progress=progress)
+    if rank == 0:
+        for result in results:
+            metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
+    return results
+
+# Entry point of a spawned process.
+def _spawned_process(rank, args, temp_dir):
+    init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+    init_method = ('file:///' + init_file.replace('\\', '/')) if os.name == 'nt' else ('file://' + init_file)
+    backend = 'nccl' if args.device.type == 'cuda' else 'gloo'
+    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=args.num_gpus)
+    try:
+        evaluate_metrics(rank, args)
+    finally:
+        torch.distributed.destroy_process_group()
+
+#----------------------------------------------------------------------------
+# Option parsing helpers.
+
+def _parse_metrics(value):
+    names = [name.strip() for name in value.split(',') if name.strip()]
+    valid = metric_main.list_valid_metrics()
+    if not names:
+        raise click.ClickException(f'--metrics: give at least one metric; valid metrics: {", ".join(valid)}')
+    for name in names:
+        if not metric_main.is_valid_metric(name):
+            raise click.ClickException(f'--metrics: unknown metric "{name}"; valid metrics: {", ".join(valid)}')
+    return names
+
+def _pick_device(name, gpus):
+    if name is None:
+        device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    else:
+        try:
+            device = torch.device(name)
+        except RuntimeError as err:
+            raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda"') from err
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise click.ClickException(f'--device={name}, but CUDA is not available here; use --device=cpu')
+        if gpus > torch.cuda.device_count():
+            raise click.ClickException(f'--gpus={gpus}, but only {torch.cuda.device_count()} CUDA device(s) are visible; '
+                                       f'lower --gpus or use --device=cpu')
+    return device
+
+def _load_G(network_pkl, safe_load):
+    if not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
+        raise click.ClickException(f'--network: file not found: "{network_pkl}"')
+    try:
+        with dnnlib.util.open_url(network_pkl, verbose=True) as f:
+            data = legacy.load_network_pkl(f, safe=safe_load)
+    except legacy.NetworkPickleError as err:  # its message names the file
+        raise click.ClickException(f'--network: {err}') from err
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
+        raise click.ClickException(f'--network: cannot load "{network_pkl}": {err}') from err
+    return data
+
+# Dataset kwargs from --data or the pickle, made to match G; the dataset is opened once to check it.
+def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
+    if data is not None:
+        kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data)
+    elif snapshot.get('training_set_kwargs') is not None:
+        kwargs = dnnlib.EasyDict(snapshot['training_set_kwargs'])
+    else:
+        raise click.ClickException(f'--data: "{network_pkl}" does not record its training set; give the dataset with --data=PATH')
+    kwargs.resolution = G.img_resolution
+    kwargs.use_labels = (G.c_dim != 0)
+    if mirror is not None:
+        kwargs.xflip = mirror
+    try:
+        dnnlib.util.construct_class_by_name(**kwargs).close()
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--data: {err}') from err
+    return kwargs
+
+#----------------------------------------------------------------------------
+
+@click.command(context_settings=dict(max_content_width=120))
+@click.option('--network', 'network_pkl', help='Network pickle (path or URL)', metavar='PATH', required=True)
+@click.option('--metrics', help=f'Metrics to compute, comma-separated: {", ".join(metric_main.list_valid_metrics())}', metavar='LIST', default='fid50k_full', show_default=True)
+@click.option('--data', help='Dataset to compare against  [default: the training set recorded in the pickle]', metavar='PATH')
+@click.option('--mirror', help='Add x-flipped copies of the reals  [default: as recorded in the pickle]', type=bool, metavar='BOOL')
+@click.option('--gpus', help='Number of processes (GPUs, or CPU processes without CUDA)', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--verbose', help='Print progress and the network summary', type=bool, default=True, metavar='BOOL', show_default=True)
+@click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
+@click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
+def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
+    """Calculate quality metrics for a network pickle.
+
+    \b
+    Examples:
+      # A snapshot of a training run: dataset from the pickle, results appended to the run's metric-*.jsonl.
+      python calc_metrics.py --metrics=pr50k3_full --network=runs/00000-mydata-auto1/network-snapshot-000000.pkl
+      # Any other pickle (path or URL): name the dataset; results are printed only.
+      python calc_metrics.py --metrics=fid50k_full --data=~/datasets/ffhq.zip --mirror=1 --network=ffhq.pkl
+      # Several metrics on the CPU; FID, KID and IS share one pass of generated images.
+      python calc_metrics.py --metrics=fid50k_full,kid50k_full,is50k --network=snapshot.pkl --device=cpu
+
+    \b
+    Feature detectors (Inception, VGG16) are downloaded once into the dnnlib
+    cache (~/.cache/dnnlib/downloads or $DNNLIB_CACHE_DIR). Offline, point to
+    local copies with SG2ADA_DETECTOR_INCEPTION_2015_12_05=/path/inception-2015-12-05.pt
+    and SG2ADA_DETECTOR_VGG16=/path/vgg16.pt, or put both files in the folder
+    named by SG2ADA_DETECTOR_DIR.
+    """
+    metric_names = _parse_metrics(metrics)
+    device = _pick_device(device, gpus)
+    snapshot = _load_G(network_pkl, safe_load)
+    G = snapshot['G_ema']
+    dataset_kwargs = _dataset_kwargs(data, mirror, snapshot, G, network_pkl)
+
+    # A snapshot inside a run folder reports into that folder.
+    run_dir = None
+    if os.path.isfile(network_pkl):
+        folder = os.path.dirname(os.path.abspath(network_pkl))
+        if os.path.isfile(os.path.join(folder, 'training_options.json')):
+            run_dir = folder
+    args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, verbose=verbose,
+                           run_dir=run_dir, network_pkl=network_pkl, device=device)
+    if verbose:
+        print(f'Metrics: {", ".join(metric_names)}; dataset: {dataset_kwargs.get("path")}; device: {device}; processes: {gpus}')
+        print(f'Results go to {run_dir}' if run_dir is not None else 'Results are printed only (no training run folder).')
+
+    # Evaluate here, or in one process per GPU.
+    try:
+        if gpus == 1:
+            evaluate_metrics(0, args)
+        else:
+            with tempfile.TemporaryDirectory() as temp_dir:
+                torch.multiprocessing.start_processes(_spawned_process, args=(args, temp_dir), nprocs=gpus, start_method='spawn')
+    except metric_utils.DetectorUnavailableError as err:
+        raise click.ClickException(str(err)) from err
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------
