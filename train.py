@@ -47,7 +47,7 @@ resume_specs = {
 demo_dataset_kwargs = dict(num_images=2000, resolution=32, num_modes=8, seed=0)
 
 # Options that may differ between a run and its exact resume without changing the training math.
-_resume_ignored_options = ('total_kimg', 'resume_pkl', 'resume_exact', 'ada_kimg', 'metrics', 'image_snapshot_ticks',
+_resume_ignored_options = ('run_dir', 'total_kimg', 'resume_pkl', 'resume_exact', 'ada_kimg', 'metrics', 'image_snapshot_ticks',
                            'network_snapshot_ticks', 'kimg_per_tick', 'data_loader_kwargs')
 
 #----------------------------------------------------------------------------

@@ -93,12 +93,16 @@ def _save_fakes(G_ema, grid, fname):
     save_image_grid(torch.cat(fakes), fname, drange=[-1, 1], grid_size=grid.size)
 
 # Write reals.png and fakes_init.png; returns the grid (size, latents, labels) for later fakes.
+# Grid images are generated batch_gpu at a time, or more for small images
+# (up to 2**16 pixels per call): many tiny calls are slow, and images of a
+# no-grad, constant-noise G do not depend on their batch.
 def _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device):
     print('Exporting sample images...')
     size, reals, labels = setup_snapshot_image_grid(training_set=training_set)
     save_image_grid(reals, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=size)
     z = torch.randn([labels.shape[0], G_ema.z_dim], device=device)
-    grid = dnnlib.EasyDict(size=size, z=z.split(batch_gpu), c=torch.from_numpy(labels).to(device).split(batch_gpu))
+    chunk = max(batch_gpu, 2**16 // (training_set.resolution ** 2))
+    grid = dnnlib.EasyDict(size=size, z=z.split(chunk), c=torch.from_numpy(labels).to(device).split(chunk))
     _save_fakes(G_ema, grid, os.path.join(run_dir, 'fakes_init.png'))
     return grid
 
@@ -527,9 +531,9 @@ def _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, c
         stats_tfevents.flush()
 
 #----------------------------------------------------------------------------
-# Train G and D. Arguments follow the official training_loop (spec §13.2),
-# plus device, sampler_kwargs, metric_fn and resume_exact. Returns the final
-# networks and counters (an EasyDict), for tests and notebooks.
+# Train G and D. Arguments are the official training_loop's (spec §13.2),
+# keyword-only, plus device, sampler_kwargs, metric_fn and resume_exact.
+# Returns the final networks, loss and counters (an EasyDict), for tests and notebooks.
 
 def training_loop(*,
     # Run and processes.
@@ -700,6 +704,6 @@ def training_loop(*,
     for log in (stats_jsonl, stats_tfevents):
         if log is not None:
             log.close()
-    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick)
+    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe, loss=loss, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick)
 
 #----------------------------------------------------------------------------

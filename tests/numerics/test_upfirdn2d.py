@@ -3,7 +3,6 @@ against a float64 numpy/scipy reference, gradients of order 1-2, the CUDA kernel
 the CUDA autograd wiring on CPU, and CUDA-vs-twin on a GPU."""
 
 import ctypes
-import itertools
 import os
 import shutil
 import subprocess

@@ -1,0 +1,103 @@
+"""Build a PriorGAN prior file: features of the real images, PCA and a GMM (Gu et al., "PriorGAN", §3.1), with per-image components and a picture of each component.
+
+Examples:
+
+    # Inception features, 7 components, PCA keeping 98% of the variance (the paper's LSUN settings).
+    python build_prior.py --data=~/datasets/lsun-cat-256.zip --out=~/priors/cat-inception.pt
+
+    # Offline demo with the tiny random extractor (not for research numbers).
+    python build_prior.py --data=demo.zip --feature=tiny --components=8 --out=demo-prior.pt --device=cpu
+"""
+
+import os
+
+import click
+import torch
+
+import dnnlib
+from metrics import metric_utils
+from priors import features
+from priors import prior_file
+
+#----------------------------------------------------------------------------
+
+@click.command(context_settings=dict(max_content_width=120))
+@click.option('--data',         help='Dataset (folder or zip), as for train.py --data', metavar='PATH', required=True)
+@click.option('--out',          help='Prior file to write', metavar='FILE', required=True)
+@click.option('--feature',      help=f'Feature extractor: {", ".join(features.list_extractors())}, or the path or URL of a TorchScript or pickled module',
+                                default='inception', show_default=True, metavar='NAME')
+@click.option('--components',   help='Number of Gaussian components M', type=click.IntRange(min=1), default=7, show_default=True)
+@click.option('--pca',          help='PCA before the GMM: variance fraction in (0,1], number of components (int), or "none"',
+                                default='0.98', show_default=True, metavar='VALUE')
+@click.option('--reg-covar',    help='Added to the diagonal of every GMM covariance', type=click.FloatRange(min=0), default=1e-6, show_default=True)
+@click.option('--seed',         help='Seed of the GMM initialisation', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--max-images',   help='Fit on the first N images  [default: all]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--mirror',       help='Include x-flipped copies, as train.py --mirror', type=bool, default=False, show_default=True, metavar='BOOL')
+@click.option('--batch',        help='Images per feature batch', type=click.IntRange(min=1), default=64, show_default=True)
+@click.option('--device',       help='Device, e.g. cuda, cuda:1 or cpu  [default: cuda when available]', metavar='DEVICE')
+@click.option('--n-init',       help='EM restarts (the best lower bound is kept)', type=click.IntRange(min=1), default=1, show_default=True)
+@click.option('--max-iter',     help='Most EM iterations per restart', type=click.IntRange(min=1), default=100, show_default=True)
+@click.option('--grid',         help='Also write <out>-components.png, real images of each component', type=bool, default=True, show_default=True, metavar='BOOL')
+@click.option('--cache',        help='Reuse and store the real features in the metrics feature cache', type=bool, default=True, show_default=True, metavar='BOOL')
+def main(data, out, feature, components, pca, reg_covar, seed, max_images, mirror, batch, device, n_init, max_iter, grid, cache):
+    """Build a PriorGAN prior file for a dataset.
+
+    Feature files are found as the metric detectors are: SG2ADA_DETECTOR_<NAME>=FILE, a folder
+    $SG2ADA_DETECTOR_DIR holding <NAME>.pt, a local path, the dnnlib download cache, or a download.
+    """
+    # Sanity checks.
+    try:
+        pca = prior_file.parse_pca(pca)
+    except ValueError as err:
+        raise click.ClickException(f'--pca: {err}') from err
+    try:
+        device = torch.device(device) if device is not None else metric_utils.default_device()
+    except RuntimeError as err:
+        raise click.ClickException(f'--device: "{device}" is not a device ({err}); use e.g. cuda, cuda:0 or cpu') from err
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise click.ClickException(f'--device={device}: CUDA is not available here; use --device=cpu')
+    if os.path.isdir(out):
+        raise click.ClickException(f'--out: "{out}" is a folder; give a file name such as {os.path.join(out, "prior.pt")}')
+    dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False, max_size=None, xflip=mirror)
+    try:
+        dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+        num_images = len(dataset) if max_images is None else min(max_images, len(dataset))
+        del dataset
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--data: {err}') from err
+    if num_images < components:
+        raise click.ClickException(f'--components={components} is more than the {num_images} images to fit on; '
+                                   f'lower --components or raise --max-images')
+    try:
+        extractor = features.build_extractor(feature, device=device)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--feature: {err}') from err
+
+    # Build.
+    print(f'Dataset:   {data} ({num_images} images{", mirrored" if mirror else ""})')
+    print(f'Features:  {extractor.name} ({extractor.feature_dim}-d) on {device}')
+    print(f'Prior:     PCA {pca}, {components} components, reg_covar {reg_covar:g}, seed {seed}')
+    grid_path = os.path.splitext(out)[0] + '-components.png' if grid else None
+    try:
+        prior = prior_file.build_prior_file(out, dataset_kwargs, feature=extractor, components=components, pca=pca,
+                                            reg_covar=reg_covar, seed=seed, max_images=max_images, batch=batch, device=device,
+                                            n_init=n_init, max_iter=max_iter, grid_path=grid_path, feature_cache=cache,
+                                            progress=metric_utils.ProgressMonitor(verbose=True))
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+
+    # Summary.
+    gmm = prior.gmm
+    freqs = ', '.join(f'{f:.3f}' for f in prior.real_freqs().tolist())
+    print(f'PCA:       {prior.feature_dim} -> {prior.pca_dim} dims')
+    print(f'GMM:       {"converged" if bool(gmm.converged_) else "NOT converged"} after {int(gmm.n_iter_)} EM iterations, '
+          f'mean log-likelihood {prior.record["real_loglik"]["mean"]:.4f}')
+    print(f'Frequencies (nearest centre): {freqs}')
+    print(f'Wrote {out}' + (f' and {grid_path}' if grid_path else ''))
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
+
+#----------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Real-data priors for StyleGAN2-ADA training (placeholder; the lead replaces this file)."""

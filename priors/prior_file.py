@@ -1,0 +1,511 @@
+"""The PriorGAN prior file: a PCA + GMM fitted on features of the real images (Gu et al., "PriorGAN", §3.1 and §3.3), its metadata, building, caching and validated loading.
+
+A prior file is a torch.save() of plain dicts, lists, numbers, strings and
+tensors, so torch.load(weights_only=True) reads it without running any code:
+
+    format_version  int, FORMAT_VERSION when written; newer files are refused
+    kind            'priorgan-gmm-prior'
+    created         time of writing, 'YYYY-mm-dd HH:MM:SS'
+    extractor       dict(name, feature_dim, spec, source): spec rebuilds it with features.build_extractor(**spec)
+    dataset         dataset_identity(): name, path, class_name, num_images, num_raw_images, resolution,
+                    num_channels, xflip, fingerprint (content), selection (which images, mirrored or not)
+    settings        dict(components, pca, reg_covar, seed, max_images, covariance_type, tol, max_iter, n_init)
+    num_images      N, the number of images the prior was fitted on: dataset items 0 .. N-1
+    pca             None, or dict(kwargs, state_dict) of priors.pca.PCA
+    gmm             dict(kwargs, state_dict) of priors.gmm.GaussianMixture (fitted on the PCA projections)
+    assignments     dict(nearest=int64 [N], argmax=int64 [N]): each real image's component by the paper's
+                    rule (nearest component mean, §3.3) and by largest responsibility
+    real_freqs      dict(nearest=float64 [M], argmax=float64 [M]): f_i^r of §3.3 under each rule
+    real_loglik     dict(sorted=float64 [N], mean, std): log p(x | lambda) (Eq. 3) of the real images, sorted,
+                    for percentile ranks (quality score) and quantile thresholds (theta of Eq. 5)
+
+Files come from build_prior.py or from get_or_build_prior(), which caches them
+under the dnnlib cache folder keyed by the dataset's identity and every
+setting. load_prior() checks a file against the dataset and the extractor a
+run uses and explains how to fix a mismatch.
+"""
+
+import hashlib
+import os
+import pickle
+import re
+import time
+import zipfile
+
+import numpy as np
+import PIL.Image
+import torch
+
+import dnnlib
+from metrics import metric_utils
+from priors import features as features_module
+from priors import pictures
+from priors.gmm import GaussianMixture
+from priors.pca import PCA
+
+#----------------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+FILE_KIND = 'priorgan-gmm-prior'
+ASSIGN_RULES = ('nearest', 'argmax')     # 'nearest' = the paper's rule (§3.3)
+_REQUIRED_KEYS = ('extractor', 'dataset', 'settings', 'num_images', 'pca', 'gmm', 'assignments', 'real_freqs', 'real_loglik')
+_SAMPLED_FILES = 64          # folder datasets: files whose bytes enter the fingerprint
+_TRANSFORM_ROWS = 65536      # rows per chunk when projecting features
+
+#----------------------------------------------------------------------------
+# A prior file that is missing, unreadable or built for something else. An
+# OSError (a file problem) that is also a ValueError (our user-error convention).
+
+class PriorFileError(OSError, ValueError):
+    pass
+
+#----------------------------------------------------------------------------
+# Identity of a dataset: what it is (content fingerprint, resolution, channels)
+# and which of its images a run sees (selection: subset and mirroring, the
+# order of dataset items). dataset: kwargs for construct_class_by_name, or a
+# dataset object (then its files are fingerprinted only if it has a `_path`).
+# Returns a dict of plain values.
+
+def dataset_identity(dataset):
+    if isinstance(dataset, dict):
+        kwargs = dnnlib.EasyDict(dataset)
+        dataset = dnnlib.util.construct_class_by_name(**kwargs)
+    else:
+        kwargs = dnnlib.EasyDict(class_name=f'{type(dataset).__module__}.{type(dataset).__qualname__}', path=getattr(dataset, '_path', None))
+    path = kwargs.get('path')
+    path = os.path.abspath(os.fspath(path)) if path is not None else None
+    flips = np.asarray(getattr(dataset, '_xflip', np.zeros(len(dataset), dtype=np.uint8)))
+    return dict(
+        name            = str(dataset.name),
+        path            = path,
+        class_name      = kwargs.get('class_name'),
+        num_images      = int(len(dataset)),
+        num_raw_images  = int(len(dataset) - int(flips.sum())),
+        resolution      = int(dataset.resolution),
+        num_channels    = int(dataset.num_channels),
+        xflip           = bool(flips.any()),
+        fingerprint     = _content_fingerprint(path, dataset),
+        selection       = _selection_digest(dataset),
+    )
+
+# Cheap content hash. Zip: every member's name, size and CRC (from the
+# central directory). Folder: every image file's name and size, plus the bytes
+# of dataset.json and of up to _SAMPLED_FILES evenly spaced image files (names
+# and sizes alone cannot tell apart two datasets of uncompressed PNGs).
+# Anything else: the bytes of up to 16 evenly spaced images.
+def _content_fingerprint(path, dataset):
+    digest = hashlib.md5()
+    if path is not None and os.path.isfile(path) and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename):
+                digest.update(f'{info.filename}\0{info.file_size}\0{info.CRC}\n'.encode('utf-8'))
+        return 'zip:' + digest.hexdigest()
+    if path is not None and os.path.isdir(path):
+        PIL.Image.init()
+        files = sorted(os.path.relpath(os.path.join(root, f), path).replace('\\', '/')
+                       for root, _dirs, names in os.walk(path) for f in names)
+        images = [f for f in files if os.path.splitext(f)[1].lower() in PIL.Image.EXTENSION]
+        for f in images:
+            digest.update(f'{f}\0{os.path.getsize(os.path.join(path, f))}\n'.encode('utf-8'))
+        sampled = [images[i] for i in np.unique(np.linspace(0, len(images) - 1, _SAMPLED_FILES).astype(np.int64))] if images else []
+        for f in sampled + (['dataset.json'] if 'dataset.json' in files else []):
+            with open(os.path.join(path, f), 'rb') as fh:
+                digest.update(fh.read())
+        return 'dir:' + digest.hexdigest()
+    num = len(dataset)
+    for idx in np.unique(np.linspace(0, max(num - 1, 0), 16).astype(np.int64))[:num]:
+        digest.update(np.ascontiguousarray(dataset[int(idx)][0]).tobytes())
+    return 'pixels:' + digest.hexdigest()
+
+# Which raw image (and whether mirrored) each dataset item is.
+def _selection_digest(dataset):
+    raw_idx, flips = getattr(dataset, '_raw_idx', None), getattr(dataset, '_xflip', None)
+    if raw_idx is None or flips is None:
+        details = [dataset.get_details(i) for i in range(len(dataset))]
+        raw_idx = [d.raw_idx for d in details]
+        flips = [d.xflip for d in details]
+    digest = hashlib.md5(np.asarray(raw_idx, dtype=np.int64).tobytes())
+    digest.update(np.asarray(flips, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+#----------------------------------------------------------------------------
+# Parse a PCA setting: float in (0, 1] = variance fraction, int >= 1 = number
+# of components, None / 'none' = no PCA. Strings as on the command line.
+
+def parse_pca(value):
+    if value is None or (isinstance(value, str) and value.strip().lower() in ('none', 'off', '')):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f'pca must be a variance fraction in (0, 1], a number of components >= 1 or "none", got {text!r}') from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f'pca must be a variance fraction in (0, 1], a number of components >= 1 or "none", got {value!r}')
+    if isinstance(value, (float, np.floating)) and not 0 < value <= 1:
+        raise ValueError(f'pca as a variance fraction must be in (0, 1], got {value!r}; give an int for a number of components')
+    if isinstance(value, (int, np.integer)) and value < 1:
+        raise ValueError(f'pca as a number of components must be >= 1, got {value!r}; use "none" for no PCA')
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+#----------------------------------------------------------------------------
+# Fit PCA (optional) and GMM on real features and describe the real images
+# under the fitted model. features: [N, D] float tensor. Returns the plain
+# dict that becomes the model part of a prior file (keys pca, gmm,
+# assignments, real_freqs, real_loglik, num_images).
+
+def fit_prior_model(features,
+    components      = 7,        # Number of Gaussian components M.
+    pca             = 0.98,     # PCA before the GMM (see parse_pca). None = disable.
+    reg_covar       = 1e-6,     # Added to the diagonal of every covariance.
+    seed            = 0,        # Seed of the GMM initialisation.
+    covariance_type = 'full',   # 'full' or 'diag'.
+    tol             = 1e-3,     # EM tolerance on the mean log-likelihood.
+    max_iter        = 100,      # Most EM iterations.
+    n_init          = 1,        # EM restarts; the best lower bound wins.
+    device          = 'cpu',    # Where to fit.
+):
+    device = torch.device(device)
+    x = torch.as_tensor(features)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f'Prior: need features of at least 2 images as [N, D], got shape {list(x.shape)}')
+    if x.shape[0] < components:
+        raise ValueError(f'Prior: {x.shape[0]} images cannot fit {components} Gaussian components; '
+                         f'use more images (--max-images) or fewer components (--components)')
+    pca = parse_pca(pca)
+
+    # PCA, then the GMM on the projections (float64).
+    pca_model = None
+    if pca is not None:
+        pca_model = PCA(n_components=pca).to(device).fit(x)
+    z = _project(pca_model, x, device)
+    gmm_kwargs = dict(n_components=int(components), covariance_type=covariance_type, tol=float(tol), reg_covar=float(reg_covar),
+                      max_iter=int(max_iter), n_init=int(n_init), random_state=int(seed))
+    gmm = GaussianMixture(**gmm_kwargs).to(device).fit(z)
+
+    # Describe the real images: components under both rules, frequencies, log-likelihoods.
+    assignments = dict(nearest=gmm.nearest_component(z).cpu(), argmax=gmm.predict(z).cpu())
+    freqs = {rule: component_frequencies(a, components) for rule, a in assignments.items()}
+    loglik = gmm.score_samples(z).to(torch.float64).cpu()
+    return dict(
+        num_images  = int(x.shape[0]),
+        pca         = None if pca_model is None else dict(kwargs=dict(n_components=pca), state_dict=_cpu_state(pca_model)),
+        gmm         = dict(kwargs=gmm_kwargs, state_dict=_cpu_state(gmm)),
+        assignments = assignments,
+        real_freqs  = freqs,
+        real_loglik = dict(sorted=loglik.sort().values, mean=float(loglik.mean()), std=float(loglik.std()) if loglik.numel() > 1 else 0.0),
+    )
+
+# Features -> GMM space in float64, chunk by chunk (no gradients).
+def _project(pca_model, x, device):
+    parts = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], _TRANSFORM_ROWS):
+            chunk = x[start:start + _TRANSFORM_ROWS].to(device=device, dtype=torch.float64)
+            parts.append(pca_model.transform(chunk) if pca_model is not None else chunk)
+    return torch.cat(parts)
+
+def _cpu_state(module):
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+# Share of each of `num_components` components among the assignments: float64 [M].
+def component_frequencies(assignments, num_components):
+    a = torch.as_tensor(assignments, dtype=torch.int64).cpu()
+    if a.numel() == 0:
+        raise ValueError('component_frequencies: no assignments given')
+    counts = torch.bincount(a, minlength=num_components)
+    if counts.numel() > num_components:
+        raise ValueError(f'component_frequencies: component index {int(a.max())} is out of range for {num_components} components')
+    return counts.to(torch.float64) / a.numel()
+
+#----------------------------------------------------------------------------
+# Write a prior record atomically with torch.save (safe to load).
+
+def save_prior(record, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with dnnlib.util.atomic_write(path, 'wb') as f:
+        torch.save(record, f)
+
+#----------------------------------------------------------------------------
+# Build a prior file at `path`: extract features of the real images (through
+# metric_utils' pass and feature cache), fit on rank 0, write atomically and
+# (optionally) the component grid. With several processes every rank must
+# call this; all return after the file exists. Returns the loaded PriorFile.
+
+def build_prior_file(path, dataset_kwargs,
+    feature         = 'inception',  # Extractor name, path or URL (features.build_extractor), or a FeatureExtractor.
+    feature_kwargs  = {},           # Extra build_extractor() arguments (e.g. tiny: feature_dim, seed).
+    components      = 7,            # Number of Gaussian components M.
+    pca             = 0.98,         # PCA setting (parse_pca). None = disable.
+    reg_covar       = 1e-6,         # GMM covariance regularisation.
+    seed            = 0,            # GMM initialisation seed.
+    max_images      = None,         # Fit on the first N dataset items. None = all.
+    batch           = 64,           # Images per feature batch.
+    device          = None,         # None = cuda:<rank> when available, else cpu.
+    covariance_type = 'full',       # GMM covariance type.
+    tol             = 1e-3,         # EM tolerance.
+    max_iter        = 100,          # Most EM iterations.
+    n_init          = 1,            # EM restarts.
+    grid_path       = None,         # PNG of real images per component. None = disable.
+    feature_cache   = True,         # Reuse / store the real features in metric_utils' cache.
+    progress        = None,         # metric_utils.ProgressMonitor for the feature pass. None = silent.
+    num_gpus        = 1,            # Number of processes taking part.
+    rank            = 0,            # This process.
+):
+    device = features_module.resolve_device(device, rank)
+    identity = dataset_identity(dataset_kwargs)
+    extractor = features_module.build_extractor(feature, device=device, num_gpus=num_gpus, rank=rank, **feature_kwargs)
+    feats = features_module.extract_dataset_features(extractor, dataset_kwargs, max_images=max_images, batch=batch, device=device,
+                                                     num_gpus=num_gpus, rank=rank, cache=feature_cache, progress=progress)
+    if rank == 0:
+        model = fit_prior_model(feats, components=components, pca=pca, reg_covar=reg_covar, seed=seed, covariance_type=covariance_type,
+                                tol=tol, max_iter=max_iter, n_init=n_init, device=device)
+        record = dict(
+            format_version  = FORMAT_VERSION,
+            kind            = FILE_KIND,
+            created         = time.strftime('%Y-%m-%d %H:%M:%S'),
+            extractor       = dict(name=extractor.name, feature_dim=int(extractor.feature_dim), spec=dict(extractor.spec, **feature_kwargs),
+                                   source=None if extractor.source is None else str(extractor.source)),
+            dataset         = identity,
+            settings        = dict(components=int(components), pca=parse_pca(pca), reg_covar=float(reg_covar), seed=int(seed),
+                                   max_images=None if max_images is None else int(max_images), covariance_type=covariance_type,
+                                   tol=float(tol), max_iter=int(max_iter), n_init=int(n_init)),
+            **model,
+        )
+        save_prior(record, path)
+        if grid_path is not None:
+            PriorFile(record, path).save_component_grid(grid_path, dataset_kwargs)
+    if num_gpus > 1:
+        torch.distributed.barrier()
+    return load_prior(path, expect_dataset=identity, expect_feature=extractor, device=device)
+
+#----------------------------------------------------------------------------
+# The prior a training run needs, built once and cached: the file is keyed by
+# the dataset identity (content and selection, not its location) and every
+# setting. Rank 0 decides whether it exists; when it does not, all ranks
+# extract features together, rank 0 fits and writes, and the others wait on a
+# barrier; then every rank loads it. Returns a PriorFile on `device`.
+
+def get_or_build_prior(dataset_kwargs,
+    feature         = 'inception',  # Extractor name, path or URL.
+    components      = 7,            # Number of Gaussian components M.
+    pca             = 0.98,         # PCA setting (parse_pca). None = disable.
+    reg_covar       = 1e-6,         # GMM covariance regularisation.
+    seed            = 0,            # GMM initialisation seed.
+    max_images      = None,         # Fit on the first N dataset items. None = all.
+    batch           = 64,           # Images per feature batch.
+    device          = None,         # None = cuda:<rank> when available, else cpu.
+    cache_dir       = None,         # Folder of cached prior files. None = <dnnlib cache>/priors.
+    rank            = 0,            # This process.
+    num_gpus        = 1,            # Number of processes taking part.
+    feature_kwargs  = {},           # Extra build_extractor() arguments.
+    covariance_type = 'full',       # GMM covariance type.
+    tol             = 1e-3,         # EM tolerance.
+    max_iter        = 100,          # Most EM iterations.
+    n_init          = 1,            # EM restarts.
+    grid            = True,         # Also write <cache file>-components.png when building.
+    progress        = None,         # metric_utils.ProgressMonitor for the feature pass. None = silent.
+):
+    device = features_module.resolve_device(device, rank)
+    identity = dataset_identity(dataset_kwargs)
+    settings = dict(components=int(components), pca=parse_pca(pca), reg_covar=float(reg_covar), seed=int(seed),
+                    max_images=None if max_images is None else int(max_images), covariance_type=covariance_type,
+                    tol=float(tol), max_iter=int(max_iter), n_init=int(n_init))
+    feature_id = feature.spec if isinstance(feature, features_module.FeatureExtractor) else dict(name=feature, **feature_kwargs)
+    key = dict(format_version=FORMAT_VERSION, feature=feature_id, settings=settings,
+               dataset={k: identity[k] for k in ('fingerprint', 'selection', 'resolution', 'num_channels')})
+    digest = hashlib.md5(metric_utils._canonical(key).encode('utf-8')).hexdigest()  # pylint: disable=protected-access
+    feature_tag = feature_id['name'] if not features_module.is_file_spec(str(feature_id['name'])) else \
+        metric_utils.get_feature_detector_name(feature_id['name'])
+    folder = cache_dir if cache_dir is not None else dnnlib.make_cache_dir_path('priors')
+    path = os.path.join(folder, f'{identity["name"]}-{feature_tag}-{digest}.pt')
+
+    # Build unless rank 0 sees the file.
+    flag_opts = dnnlib.EasyDict(num_gpus=num_gpus, device=device)
+    if not metric_utils.broadcast_flag(rank == 0 and os.path.isfile(path), flag_opts):
+        grid_path = os.path.splitext(path)[0] + '-components.png' if grid else None
+        return build_prior_file(path, dataset_kwargs, feature=feature, feature_kwargs=feature_kwargs, grid_path=grid_path,
+                                device=device, num_gpus=num_gpus, rank=rank, batch=batch, progress=progress, **settings)
+    return load_prior(path, expect_dataset=identity, expect_feature=feature, device=device)
+
+#----------------------------------------------------------------------------
+# Load and validate a prior file. expect_dataset: None (no check), dataset
+# kwargs, a dataset object or a dataset_identity() dict; expect_feature: None,
+# an extractor name / path / URL, or a FeatureExtractor (then its dimension is
+# checked too). Raises PriorFileError with the file, what it was built for,
+# what was expected and the fix.
+
+def load_prior(path, expect_dataset=None, expect_feature=None, device='cpu'):
+    path = os.fspath(path)
+    rebuild = f'rebuild it with build_prior.py --data=DATASET --feature=NAME --out={path}, or drop --prior-file'
+    if not os.path.isfile(path):
+        raise PriorFileError(f"Prior file '{path}' does not exist; build it with build_prior.py --data=DATASET --feature=NAME "
+                             f"--out={path}, or drop --prior-file")
+
+    # Read it safely.
+    try:
+        record = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        if unsafe is None:
+            raise PriorFileError(f"Prior file '{path}' is corrupt or truncated (it is not a readable torch.save file); "
+                                 f"delete it and {rebuild}") from err
+        raise PriorFileError(f"'{path}' is not a prior file: it holds objects that cannot be loaded safely "
+                             f"({unsafe.group(1)}); {rebuild}") from err
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise PriorFileError(f"Prior file '{path}' is corrupt or truncated ({features_module.describe_error(err)}); delete it and {rebuild}") from err
+    if not isinstance(record, dict) or record.get('kind') != FILE_KIND or not isinstance(record.get('format_version'), int):
+        raise PriorFileError(f"'{path}' is not a prior file (no kind='{FILE_KIND}' and format_version); {rebuild}")
+    if record['format_version'] > FORMAT_VERSION:
+        raise PriorFileError(f"Prior file '{path}' has format_version {record['format_version']}, newer than this code reads "
+                             f"(up to {FORMAT_VERSION}); update this code, or {rebuild}")
+    missing = [k for k in _REQUIRED_KEYS if k not in record]
+    if missing:
+        raise PriorFileError(f"Prior file '{path}' is incomplete (missing {', '.join(missing)}); delete it and {rebuild}")
+
+    prior = PriorFile(record, path)
+    if expect_feature is not None:
+        _check_feature(prior, expect_feature)
+    if expect_dataset is not None:
+        _check_dataset(prior, expect_dataset)
+    return prior.to(device)
+
+# Name and dimension of the extractor that a run uses, as stored in prior files.
+def _feature_name(feature):
+    if isinstance(feature, features_module.FeatureExtractor):
+        return feature.name
+    name = str(feature)
+    if features_module.is_file_spec(name):
+        stem = metric_utils.get_feature_detector_name(name)
+        return 'inception' if stem == metric_utils.get_feature_detector_name(metric_utils.INCEPTION_URL) else stem
+    return name
+
+def _check_feature(prior, feature):
+    name = _feature_name(feature)
+    dim = feature.feature_dim if isinstance(feature, features_module.FeatureExtractor) else None
+    built = prior.extractor
+    if name != built['name'] or (dim is not None and dim != built['feature_dim']):
+        want = f'"{name}"' + (f' ({dim}-d)' if dim is not None else '')
+        raise PriorFileError(f"Prior file '{prior.path}' was built with feature extractor \"{built['name']}\" ({built['feature_dim']}-d) "
+                             f"but this run uses {want}; rebuild it with build_prior.py --data={prior.dataset['path']} "
+                             f"--feature={name} --out={prior.path}, use --prior-feature={built['name']}, or drop --prior-file")
+
+def _check_dataset(prior, expected):
+    if not (isinstance(expected, dict) and 'fingerprint' in expected):
+        expected = dataset_identity(expected)
+    built = prior.dataset
+    describe = lambda d: (f"'{d['name']}' ({d['num_raw_images']} images, {d['resolution']}x{d['resolution']}, "
+                          f"{d['num_channels']} channel(s), fingerprint {d['fingerprint'][:16]}) at {d['path']}")
+    fix = (f"rebuild it with build_prior.py --data={expected['path']} --feature={prior.extractor['name']} "
+           f"--out={prior.path}{' --mirror=1' if expected['xflip'] else ''}, or drop --prior-file")
+    if any(built[k] != expected[k] for k in ('fingerprint', 'resolution', 'num_channels')):
+        raise PriorFileError(f"Prior file '{prior.path}' was built for dataset {describe(built)} "
+                             f"but the training data is {describe(expected)}; {fix}")
+    if built['selection'] != expected['selection']:
+        raise PriorFileError(f"Prior file '{prior.path}' was built for {built['num_images']} items of dataset '{built['name']}' "
+                             f"(xflip={built['xflip']}) but the training data has {expected['num_images']} items "
+                             f"(xflip={expected['xflip']}), so its per-image components do not match; {fix}")
+
+#----------------------------------------------------------------------------
+# A loaded prior: the fitted PCA + GMM as modules, and the real-data
+# statistics. Use load_prior() to get one; `record` is the raw file content.
+
+class PriorFile:
+    def __init__(self, record, path=None):
+        self.record = record
+        self.path = path
+        self.format_version = int(record['format_version'])
+        self.extractor = dict(record['extractor'])
+        self.dataset = dict(record['dataset'])
+        self.settings = dict(record['settings'])
+        self.num_images = int(record['num_images'])
+        self.pca = None
+        if record['pca'] is not None:
+            self.pca = PCA(**record['pca']['kwargs'])
+            self.pca.load_state_dict(record['pca']['state_dict'])
+        self.gmm = GaussianMixture(**record['gmm']['kwargs'])
+        self.gmm.load_state_dict(record['gmm']['state_dict'])
+        self.pca_dim = self.gmm.n_features_in_
+        self.num_components = int(self.gmm.n_components)
+        self.real_loglik_sorted = record['real_loglik']['sorted'].to(torch.float64)
+
+    @property
+    def feature_name(self):
+        return self.extractor['name']
+
+    @property
+    def feature_dim(self):
+        return int(self.extractor['feature_dim'])
+
+    def to(self, device):
+        device = torch.device(device)
+        if self.pca is not None:
+            self.pca.to(device)
+        self.gmm.to(device)
+        self.real_loglik_sorted = self.real_loglik_sorted.to(device)
+        return self
+
+    # Per-image components of the real images (dataset items 0 .. num_images-1): int64 [N].
+    def assignments(self, rule='nearest'):
+        return self.record['assignments'][_check_rule(rule)]
+
+    # Real component frequencies f^r: float64 [M].
+    def real_freqs(self, rule='nearest'):
+        return self.record['real_freqs'][_check_rule(rule)]
+
+    # Extractor features [N, D] -> GMM space [N, pca_dim], differentiable.
+    def project(self, features):
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise ValueError(f"Prior '{self.path}' expects [N, {self.feature_dim}] features of extractor "
+                             f"\"{self.feature_name}\", got shape {list(features.shape)}")
+        return self.pca.transform(features) if self.pca is not None else features
+
+    # log p(x | lambda) of Eq. 3 for extractor features: [N], differentiable, dtype of `features`.
+    def log_prob(self, features):
+        return self.gmm.log_prob(self.project(features))
+
+    # Component of each feature vector: int64 [N] ('nearest' = §3.3, 'argmax' = largest responsibility).
+    def assign(self, features, rule='nearest'):
+        z = self.project(features)
+        return self.gmm.nearest_component(z) if _check_rule(rule) == 'nearest' else self.gmm.predict(z)
+
+    # Share of each component among assignments: float64 [M].
+    def frequencies(self, assignments):
+        return component_frequencies(assignments, self.num_components)
+
+    # Fraction of real images whose log-likelihood is <= each value: float64 in [0, 1], shape of `loglik`.
+    def percentile_rank(self, loglik):
+        values = torch.as_tensor(loglik, dtype=torch.float64, device=self.real_loglik_sorted.device)
+        return torch.searchsorted(self.real_loglik_sorted, values, right=True).to(torch.float64) / self.real_loglik_sorted.numel()
+
+    # Real log-likelihood at quantile q in [0, 1] (linear interpolation), e.g. theta of Eq. 5.
+    def loglik_quantile(self, q):
+        if not 0 <= q <= 1:
+            raise ValueError(f'loglik_quantile: q must be in [0, 1], got {q!r}')
+        values = self.real_loglik_sorted
+        pos = float(q) * (values.numel() - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, values.numel() - 1)
+        return float(values[lo] + (values[hi] - values[lo]) * (pos - lo))
+
+    # Grid of real images per component (paper Figure 2) as PNG.
+    def save_component_grid(self, path, dataset_kwargs, rule='nearest', per_component=8, seed=0, cell_size=None):
+        dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+        return pictures.component_grid(dataset, self.assignments(rule).numpy(), self.real_freqs(rule).numpy(), path,
+                                       per_component=per_component, seed=seed, cell_size=cell_size)
+
+    def __repr__(self):
+        return (f'PriorFile({self.path!r}: {self.feature_name} {self.feature_dim}-d -> PCA {self.pca_dim}-d, '
+                f'{self.num_components} components, {self.num_images} images of {self.dataset["name"]!r})')
+
+def _check_rule(rule):
+    if rule not in ASSIGN_RULES:
+        raise ValueError(f'Assignment rule must be one of {", ".join(ASSIGN_RULES)}, got {rule!r}')
+    return rule
+
+#----------------------------------------------------------------------------
