@@ -19,7 +19,7 @@ from training.augment import augpipe_specs
 # std group, fmaps = channel_base / 32768, lrate, gamma = R1 weight, ema =
 # G_ema half-life (kimg), ramp = EMA ramp-up, map = mapping layers. 'auto'
 # derives its values from the resolution and --gpus (see _auto_spec). 'demo'
-# is our tiny CPU config and adds cmax, tick and snap.
+# is our tiny CPU config and adds cmax, tick, snap and workers.
 
 cfg_specs = {
     'stylegan2': dict(ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),
@@ -27,8 +27,8 @@ cfg_specs = {
     'paper512':  dict(ref_gpus=8, kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),
     'paper1024': dict(ref_gpus=8, kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),
     'cifar':     dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
-    'demo':      dict(ref_gpus=1, kimg=2,      mb=16, mbstd=4,  fmaps=1/32, lrate=0.0025, gamma=0.05, ema=2,  ramp=0.05, map=2,
-                      cmax=64, tick=0.5, snap=2, workers=1),
+    'demo':      dict(ref_gpus=1, kimg=8,      mb=16, mbstd=4,  fmaps=1/32, lrate=0.0025, gamma=0.05, ema=2,  ramp=0.05, map=2,
+                      cmax=32, tick=1, snap=2, workers=1),
 }
 cfg_aliases = {'stylegan': 'stylegan2'}
 cfg_names = ['auto'] + list(cfg_specs) + list(cfg_aliases)
@@ -451,7 +451,7 @@ def _launched_by_torchrun():
 @click.option('--glr',          help='G learning rate  [default: from --cfg]', type=click.FloatRange(min=0, min_open=True))
 @click.option('--dlr',          help='D learning rate  [default: from --cfg]', type=click.FloatRange(min=0, min_open=True))
 @click.option('--mbstd-group',  help='Minibatch std group size  [default: from --cfg]', type=click.IntRange(min=1))
-@click.option('--tick',         help='Progress interval in thousands of images  [default: 4; demo: 0.5]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--tick',         help='Progress interval in thousands of images  [default: 4; demo: 1]', type=click.FloatRange(min=0, min_open=True))
 
 # Discriminator augmentation.
 @click.option('--aug',          help='Augmentation mode  [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
@@ -479,7 +479,7 @@ def main(ctx, **opts):
       python train.py --outdir=runs
     Without --data, train.py builds a small synthetic 32x32 dataset (coloured
     shapes) once in the dnnlib cache folder (~/.cache/dnnlib/datasets) and
-    trains the tiny 'demo' config on it: 2 kimg, a tick every 0.5 kimg, image
+    trains the tiny 'demo' config on it: 8 kimg, a tick every kimg, image
     grids and a network snapshot every 2 ticks. The snapshot works with
     generate.py.
 

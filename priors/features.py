@@ -183,7 +183,7 @@ class ResNetTrunk(torch.nn.Module):
     def forward(self, x):
         for part in _RESNET_PARTS:
             x = getattr(self.resnet, part)(x)
-        return x.mean(dim=[2, 3])  # [N, 2048]
+        return x.mean(dim=[2, 3])  # [N, C]: 2048 for ResNet-101
 
 #----------------------------------------------------------------------------
 # Loading network files.
@@ -267,7 +267,8 @@ def _build_inception(device, num_gpus=1, rank=0):
     return FeatureExtractor(net, name='inception', input_range='[0,255]', call_kwargs=dict(return_features=True),
                             source=metric_utils.INCEPTION_URL, spec=dict(name='inception'))
 
-# torchvision's download cache, used when no SG2ADA override is set.
+# Local file of the ResNet-101 weights: an SG2ADA override (variable or folder)
+# first, then torchvision's own download cache, then metric_utils' lookup.
 def _resolve_resnet101_file():
     name = metric_utils.get_feature_detector_name(RESNET101_URL)
     folder = os.environ.get(metric_utils.DETECTOR_DIR_ENV)

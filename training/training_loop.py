@@ -223,6 +223,19 @@ def _load_resume(resume_pkl, resume_exact, num_gpus, rank):
     return data, _broadcast_object(state, num_gpus)
 
 #----------------------------------------------------------------------------
+# Copy the resume pickle's weights into our networks by name. Weights only
+# (the official behaviour) copies G, D and G_ema and tolerates missing names;
+# an exact resume also copies the augment pipe (its p) and requires every name.
+
+def _copy_resume_weights(resume_data, modules, exact):
+    if resume_data is None:
+        return
+    for name, module in modules.items():
+        source = resume_data.get(name, None)
+        if module is not None and source is not None and (exact or name != 'augment_pipe'):
+            misc.copy_params_and_buffers(source, module, require_all=exact)
+
+#----------------------------------------------------------------------------
 # Dataset, sampler and an endless iterator over batches of this rank.
 
 def _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_seed, batch_size, num_gpus, rank, device, sampler_state):
@@ -465,6 +478,16 @@ def calc_and_report_metric(metric, G, dataset_kwargs, num_gpus, rank, device, ru
         metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
     return dict(result.results)
 
+# Evaluate every metric on a snapshot's G_ema; returns {result name: value}.
+def _evaluate_metrics(metrics, metric_fn, G_ema, snapshot_pkl, run_dir, dataset_kwargs, num_gpus, rank, device):
+    results = dict()
+    if len(metrics) > 0 and rank == 0:
+        print('Evaluating metrics...')
+    for metric in metrics:
+        results.update(metric_fn(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
+                                 device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl))
+    return results
+
 #----------------------------------------------------------------------------
 # Report the tick's progress, timing and memory statistics (rank 0's values)
 # and print the status line.
@@ -602,11 +625,8 @@ def training_loop(*,
     G, D, G_ema = _build_networks(G_kwargs, D_kwargs, training_set, device)
     augment_pipe, ada = _build_augment(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device)
     modules = dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
-    if resume_data is not None:
-        for name, module in modules.items():
-            if module is not None and resume_data.get(name) is not None and (name != 'augment_pipe' or resume_state is not None):
-                misc.copy_params_and_buffers(resume_data[name], module, require_all=(resume_state is not None))
-        del resume_data
+    _copy_resume_weights(resume_data, modules, exact=(resume_state is not None))
+    del resume_data
     if rank == 0:
         _print_summaries(G, D, batch_gpu, device)
     _broadcast_modules(modules.values(), num_gpus)
@@ -672,13 +692,8 @@ def training_loop(*,
             if network_snapshot_ticks is not None and (done or state.cur_tick % network_snapshot_ticks == 0):
                 resume_out = _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options)
                 snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank)
-                if len(metrics) > 0:
-                    if rank == 0:
-                        print('Evaluating metrics...')
-                    for metric in metrics:
-                        metric_results.update((metric_fn or calc_and_report_metric)(
-                            metric=metric, G=snapshot['G_ema'], dataset_kwargs=training_set_kwargs, num_gpus=num_gpus,
-                            rank=rank, device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl))
+                metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metric, snapshot['G_ema'], snapshot_pkl,
+                                                   run_dir, training_set_kwargs, num_gpus, rank, device)
                 del snapshot
 
             # Collect statistics and write the logs.

@@ -19,6 +19,14 @@ from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    # Tiny networks gain nothing from more threads, and spinning threads stall on a busy machine.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 #----------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -137,5 +145,50 @@ def test_resume_from_official_pickle_trains_a_tick(fixtures_dir, tmp_path, capsy
         for key, value in misc.named_params_and_buffers(official[name]):
             if not key.endswith('w_avg'):
                 np.testing.assert_allclose(trained[key].numpy(), value.numpy(), atol=1e-6, err_msg=f'{name}.{key}')
+
+#----------------------------------------------------------------------------
+# Helpers of the training loop.
+
+def test_ema_beta_halves_every_ema_kimg():
+    beta = training_loop_module.ema_beta(batch_size=32, ema_kimg=10, ema_rampup=None, cur_nimg=0)
+    assert beta ** (10_000 / 32) == pytest.approx(0.5)
+    # The ramp-up caps the half-life at cur_nimg * ema_rampup; at the start G_ema just copies G.
+    assert training_loop_module.ema_beta(32, 10, 0.05, cur_nimg=0) == 0
+    assert training_loop_module.ema_beta(32, 10, 0.05, cur_nimg=64_000) ** (3200 / 32) == pytest.approx(0.5)
+
+
+def test_snapshot_grid_rows_share_one_label(labelled_data):
+    training_set = training_loop_module.dnnlib.util.construct_class_by_name(
+        class_name='training.dataset.ImageFolderDataset', path=labelled_data, use_labels=True)
+    (gw, gh), images, labels = training_loop_module.setup_snapshot_image_grid(training_set, random_seed=0)
+    assert (gw, gh) == (32, 32) and images.shape == (1024, 3, 16, 16) and images.dtype == np.uint8
+    rows = labels.reshape(gh, gw, -1)
+    assert all((row == row[0]).all() for row in rows)  # one label per row
+    distinct = {tuple(training_set.get_label(i)) for i in range(len(training_set))}
+    assert len(distinct) >= 2
+    assert {tuple(row[0]) for row in rows[:len(distinct)]} == distinct  # rows cycle through the labels
+    assert (rows[len(distinct)][0] == rows[0][0]).all()
+
+
+def test_save_image_grid_layout(tmp_path):
+    img = torch.zeros([6, 3, 2, 2])
+    img[4] = 1  # second row, second column is white
+    training_loop_module.save_image_grid(img, str(tmp_path / 'g.png'), drange=[-1, 1], grid_size=(3, 2))
+    with PIL.Image.open(tmp_path / 'g.png') as image:
+        pixels = np.asarray(image)
+    assert pixels.shape == (4, 6, 3)
+    assert (pixels[2:, 2:4] == 255).all() and (pixels[:2] == 128).all()
+
+
+def test_interrupted_snapshot_leaves_no_file(tmp_path, monkeypatch):
+    G = torch.nn.Linear(2, 2)
+
+    def failing_dump(obj, f):
+        f.write(b'partial')
+        raise KeyboardInterrupt  # as if the process were stopped mid-write
+    monkeypatch.setattr(training_loop_module.pickle, 'dump', failing_dump)
+    with pytest.raises(KeyboardInterrupt):
+        training_loop_module._save_network_snapshot(str(tmp_path), 4000, {}, dict(G=G), None, num_gpus=1, rank=0)
+    assert os.listdir(tmp_path) == []
 
 #----------------------------------------------------------------------------

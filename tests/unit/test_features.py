@@ -119,6 +119,19 @@ def test_bad_inputs_are_refused():
     with pytest.raises(TypeError, match='expected float images in \\[-1, 1\\] or uint8 pixels, got torch.int64'):
         ext(torch.zeros([1, 3, 16, 16], dtype=torch.int64))
 
+@pytest.mark.gpu
+def test_cuda_matches_cpu_and_keeps_gradients():
+    x = misc.uint8_to_images(_images())
+    ref = build_extractor('tiny', device='cpu')(x)
+    ext = build_extractor('tiny', device='cuda')
+    assert all(t.device.type == 'cuda' for t in list(ext.parameters()) + list(ext.buffers()))
+    xg = x.cuda().requires_grad_(True)
+    out = ext(xg)
+    assert out.device.type == 'cuda' and out.dtype == torch.float32
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4)
+    out.sum().backward()
+    assert xg.grad.abs().sum() > 0
+
 #----------------------------------------------------------------------------
 # The registry.
 

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 
 import numpy as np
 import PIL.Image
@@ -108,6 +109,17 @@ def test_percentile_rank_and_quantile(built):
     with pytest.raises(ValueError, match=r'q must be in \[0, 1\], got 2'):
         prior.loglik_quantile(2)
 
+@pytest.mark.gpu
+def test_build_on_cuda_matches_cpu(built, tmp_path):
+    prior = prior_file.get_or_build_prior(built.kwargs, feature='tiny', components=MODES, pca=0.98, device='cuda',
+                                          cache_dir=str(tmp_path / 'priors'))
+    assert prior.gmm.means_.device.type == 'cuda'
+    torch.testing.assert_close(prior.real_freqs(), built.prior.real_freqs())
+    torch.testing.assert_close(prior.real_loglik_sorted.cpu(), built.prior.real_loglik_sorted, rtol=1e-6, atol=1e-6)
+    feats = torch.randn([5, 32], device='cuda', requires_grad=True)
+    prior.log_prob(feats).sum().backward()
+    assert torch.isfinite(feats.grad).all()
+
 #----------------------------------------------------------------------------
 # The cache.
 
@@ -142,6 +154,42 @@ def test_folder_fingerprint_sees_content_not_only_sizes(tmp_path):
     fa = prior_file.dataset_identity(dict(class_name='training.dataset.ImageFolderDataset', path=a))['fingerprint']
     fb = prior_file.dataset_identity(dict(class_name='training.dataset.ImageFolderDataset', path=b))['fingerprint']
     assert fa.startswith('dir:') and fa != fb
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, port, data, root):
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dnnlib.util.set_cache_dir(os.path.join(root, 'dnnlib'))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=2)
+    try:
+        kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=data)
+        results = []
+        for _ in range(2):  # build, then hit the cache
+            prior = prior_file.get_or_build_prior(kwargs, feature='tiny', components=2, device='cpu', batch=8,
+                                                  cache_dir=os.path.join(root, 'priors'), rank=rank, num_gpus=2)
+            results.append(dict(path=prior.path, means=prior.gmm.means_.clone(), assignments=prior.assignments().clone()))
+        torch.save(results, os.path.join(root, f'rank{rank}.pt'))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_two_ranks_build_once_and_load_the_same_prior(tmp_path):
+    data = make_synthetic_dataset(str(tmp_path / 'data.zip'), num_images=36, resolution=8, num_modes=2, frequencies='uniform')
+    torch.multiprocessing.spawn(_ddp_worker, args=(_free_port(), data, str(tmp_path)), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f'rank{rank}.pt', weights_only=True) for rank in range(2)]
+    assert len(os.listdir(tmp_path / 'priors')) == 2  # one prior file and its grid
+    ref = results[0][0]
+    assert ref['assignments'].shape == (36,)
+    for result in results[0][1:] + results[1]:
+        assert result['path'] == ref['path']
+        assert torch.equal(result['means'], ref['means']) and torch.equal(result['assignments'], ref['assignments'])
 
 #----------------------------------------------------------------------------
 # Validation errors: each names the file, what it was built for, what was expected and the fix.
