@@ -1,6 +1,7 @@
 """Evaluate metrics of a network pickle; for a snapshot inside a training run folder the results are appended to that run's metric-<name>.jsonl files."""
 
 import copy
+import importlib
 import os
 import pickle
 import tempfile
@@ -51,7 +52,8 @@ def evaluate_metrics(rank, args):
 
     progress = metric_utils.ProgressMonitor(verbose=args.verbose)
     results = metric_main.calc_metrics(args.metrics, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
-                                       rank=rank, device=device, progress=progress)
+                                       rank=rank, device=device, progress=progress, prior_file=args.prior_file,
+                                       snapshot=args.snapshot)
     if rank == 0:
         for result in results:
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
@@ -127,6 +129,20 @@ def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
         raise click.ClickException(f'--data: {err}') from err
     return kwargs
 
+# The prior of --prior-file, loaded and checked once; None when not given
+# (the prior metrics then look for the prior in the snapshot).
+def _load_prior_file(path):
+    if path is None:
+        return None
+    try:
+        prior_metrics = importlib.import_module('priors.metrics')
+    except ModuleNotFoundError as err:
+        raise click.ClickException(f'--prior-file needs the priors package, which is not available here ({err})') from err
+    try:
+        return prior_metrics.load_metric_prior(prior_file=path)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(f'--prior-file: {err}') from err
+
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
@@ -138,7 +154,8 @@ def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
 @click.option('--verbose', help='Print progress and the network summary', type=bool, default=True, metavar='BOOL', show_default=True)
 @click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
-def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
+@click.option('--prior-file', help='Prior file of the prior metrics (qs*, dds*), from build_prior.py  [default: the prior of a snapshot trained with --prior=gmm]', metavar='FILE')
+def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_file):
     """Calculate quality metrics for a network pickle.
 
     \b
@@ -149,6 +166,8 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
       python calc_metrics.py --metrics=fid50k_full --data=~/datasets/ffhq.zip --mirror=1 --network=ffhq.pkl
       # Several metrics on the CPU; FID, KID and IS share one pass of generated images.
       python calc_metrics.py --metrics=fid50k_full,kid50k_full,is50k --network=snapshot.pkl --device=cpu
+      # PriorGAN quality and diversity scores; with an inception prior they share FID's pass.
+      python calc_metrics.py --metrics=fid50k_full,qs50k,dds50k --prior-file=prior.pt --network=snapshot.pkl
 
     \b
     Feature detectors (Inception, VGG16) are downloaded once into the dnnlib
@@ -162,6 +181,7 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
     snapshot = _load_G(network_pkl, safe_load)
     G = snapshot['G_ema']
     dataset_kwargs = _dataset_kwargs(data, mirror, snapshot, G, network_pkl)
+    prior = _load_prior_file(prior_file)
 
     # A snapshot inside a run folder reports into that folder.
     run_dir = None
@@ -170,10 +190,12 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
         if os.path.isfile(os.path.join(folder, 'training_options.json')):
             run_dir = folder
     args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, verbose=verbose,
-                           run_dir=run_dir, network_pkl=network_pkl, device=device)
+                           run_dir=run_dir, network_pkl=network_pkl, device=device, prior_file=prior, snapshot=snapshot)
     if verbose:
         print(f'Metrics: {", ".join(metric_names)}; dataset: {dataset_kwargs.get("path")}; device: {device}; processes: {gpus}')
         print(f'Results go to {run_dir}' if run_dir is not None else 'Results are printed only (no training run folder).')
+        if prior is not None:
+            print(f'Prior: {prior!r}')
 
     # Evaluate here, or in one process per GPU.
     try:
@@ -182,7 +204,7 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device):
         else:
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.start_processes(_spawned_process, args=(args, temp_dir), nprocs=gpus, start_method='spawn')
-    except metric_utils.DetectorUnavailableError as err:
+    except (metric_utils.DetectorUnavailableError, metric_utils.MetricOptionsError) as err:
         raise click.ClickException(str(err)) from err
 
 #----------------------------------------------------------------------------

@@ -472,7 +472,7 @@ def _launched_by_torchrun():
 @click.option('--workers',      help='DataLoader worker processes  [default: 3; demo: 1]', type=click.IntRange(min=1), metavar='INT')
 
 def main(ctx, **opts):
-    """Train a GAN using the techniques described in "Training Generative Adversarial Networks with Limited Data".
+    """Train a StyleGAN2-ADA generator and discriminator (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data").
 
     \b
     Demo (no dataset needed; about 5 minutes on 2 CPU cores):
@@ -485,12 +485,12 @@ def main(ctx, **opts):
 
     \b
     Examples:
-      # Train with custom dataset using 1 GPU.
-      python train.py --outdir=~/training-runs --data=~/mydataset.zip --gpus=1
-      # Train class-conditional CIFAR-10 using 2 GPUs.
-      python train.py --outdir=~/training-runs --data=~/datasets/cifar10.zip --gpus=2 --cfg=cifar --cond=1
+      # Your dataset (made by dataset_tool.py), one GPU, automatic config.
+      python train.py --outdir=~/runs --data=~/mydataset.zip
+      # Conditional CIFAR-10 with the paper's config on two GPUs.
+      python train.py --outdir=~/runs --data=~/datasets/cifar10.zip --gpus=2 --cfg=cifar --cond=1
       # Continue exactly where the newest snapshot in --outdir left off.
-      python train.py --outdir=~/training-runs --data=~/mydataset.zip --resume=latest
+      python train.py --outdir=~/runs --data=~/mydataset.zip --resume=latest
       # Tiny config, any dataset, CPU.
       python train.py --outdir=runs --data=ds.zip --cbase=1024 --cmax=32 --map=2 --batch=8 --kimg=1 --tick=0.1
 

@@ -47,7 +47,8 @@ def _check_metric_names(metrics):
 
 #----------------------------------------------------------------------------
 # Evaluate one metric. kwargs: MetricOptions arguments (G, G_kwargs,
-# dataset_kwargs, num_gpus, rank, device, progress, cache, seed). Returns
+# dataset_kwargs, num_gpus, rank, device, progress, cache, seed, prior_file,
+# snapshot). Returns
 # EasyDict(results, metric, total_time, total_time_str, num_gpus).
 
 def calc_metric(metric, **kwargs):

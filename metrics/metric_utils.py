@@ -103,6 +103,8 @@ class MetricOptions:
         progress        = None,     # ProgressMonitor of the caller; None = silent.
         cache           = True,     # Cache dataset features on disk.
         seed            = 0,        # Seeds generated samples (latents, labels, noise) and random subsets.
+        prior_file      = None,     # Prior of the prior metrics (qs*, dds*): path, prior-file dict or PriorFile. None = from `snapshot`.
+        snapshot        = None,     # The loaded network pickle (dict) being evaluated, for metrics that read more than G. None = none.
     ):
         if num_gpus < 1 or not 0 <= rank < num_gpus:
             raise ValueError(f'MetricOptions: need num_gpus >= 1 and 0 <= rank < num_gpus, got num_gpus={num_gpus}, rank={rank}')
@@ -115,6 +117,8 @@ class MetricOptions:
         self.progress = progress.sub() if (progress is not None and rank == 0) else ProgressMonitor()
         self.cache = cache
         self.seed = int(seed)
+        self.prior_file = prior_file
+        self.snapshot = snapshot
         self.plan = None            # Set by the planner: get_feature_stats() records requests here.
         self.feature_store = None   # Set by the planner: request key -> FeatureStats served in advance.
 
@@ -160,6 +164,13 @@ class ProgressMonitor:
         return ProgressMonitor(tag=tag, num_items=num_items, flush_interval=flush_interval, verbose=self.verbose,
                                progress_fn=self.progress_fn, pfn_lo=self.pfn_lo + span * rel_lo,
                                pfn_hi=self.pfn_lo + span * rel_hi, pfn_total=self.pfn_total)
+
+#----------------------------------------------------------------------------
+# A metric that cannot run with the options it was given (e.g. a prior metric
+# without a prior); the message says what to pass. CLIs show it as a usage error.
+
+class MetricOptionsError(ValueError):
+    pass
 
 #----------------------------------------------------------------------------
 # A detector file that cannot be found or downloaded. An OSError (missing

@@ -18,7 +18,12 @@ class Loss:
         raise NotImplementedError(f'{type(self).__name__} must implement accumulate_gradients()')
 
     def on_progress(self, cur_nimg):
-        """Told how many real images the run has shown so far. No-op here."""
+        """Told how many real images the run has shown so far, on every rank, before each step's phases.
+
+        Returns None, or a dict of feedback for the loop: `sampler_weights` (per-image weights [N], identical
+        on every rank) is handed to the sampler's `set_weights()`. The base loss returns None.
+        """
+        return None
 
     def state_dict(self):
         return {}

@@ -171,7 +171,10 @@ def _init_process(device, random_seed, num_gpus, rank, cudnn_benchmark, allow_tf
         flags.allow_tf32 = allow_tf32
     torch.backends.cudnn.benchmark = cudnn_benchmark
     grid_sample_gradfix.enabled = conv2d_gradfix.enabled = True
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)  # object collectives on NCCL use the current device
+    return device
 
 #----------------------------------------------------------------------------
 # The same object on every rank: each rank's `obj` in a list indexed by rank.
@@ -471,22 +474,24 @@ def _save_network_snapshot(run_dir, cur_nimg, training_set_kwargs, modules, resu
 # Default metric_fn: compute a registered metric and (rank 0) append it to
 # metric-<name>.jsonl. Returns {result name: value}.
 
-def calc_and_report_metric(metric, G, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl):
+def calc_and_report_metrics(metrics, G, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl):
     from metrics import metric_main
-    result = metric_main.calc_metric(metric=metric, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device)
-    if rank == 0:
-        metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
-    return dict(result.results)
+    results = dict()
+    # One call, so that metrics needing the same generated images share one generator pass.
+    for result in metric_main.calc_metrics(metrics, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device):
+        if rank == 0:
+            metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+        results.update(result.results)
+    return results
 
 # Evaluate every metric on a snapshot's G_ema; returns {result name: value}.
 def _evaluate_metrics(metrics, metric_fn, G_ema, snapshot_pkl, run_dir, dataset_kwargs, num_gpus, rank, device):
-    results = dict()
-    if len(metrics) > 0 and rank == 0:
+    if len(metrics) == 0:
+        return dict()
+    if rank == 0:
         print('Evaluating metrics...')
-    for metric in metrics:
-        results.update(metric_fn(metric=metric, G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
-                                 device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl))
-    return results
+    return metric_fn(metrics=list(metrics), G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
+                     device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
 
 #----------------------------------------------------------------------------
 # Report the tick's progress, timing and memory statistics (rank 0's values)
@@ -594,7 +599,7 @@ def training_loop(*,
     image_snapshot_ticks    = 50,       # Image grid every this many ticks; None = never.
     network_snapshot_ticks  = 50,       # Network pickle every this many ticks; None = never.
     metrics                 = [],       # Metrics evaluated on each network pickle.
-    metric_fn               = None,     # Computes one metric (see calc_and_report_metric); None = metrics.metric_main.
+    metric_fn               = None,     # Computes and reports a list of metrics (see calc_and_report_metrics); None = metrics.metric_main.
     # Resume.
     resume_pkl              = None,     # Pickle (path or URL) to start from; None = from scratch.
     resume_exact            = True,     # Continue from its resume_state when present; False = weights only.
@@ -653,7 +658,9 @@ def training_loop(*,
 
     while True:
         # Fetch data; run the phases that are due.
-        loss.on_progress(state.cur_nimg)
+        feedback = loss.on_progress(state.cur_nimg)
+        if feedback is not None and 'sampler_weights' in feedback:
+            sampler.set_weights(feedback['sampler_weights'])  # e.g. a prior's resampling (PriorGAN Eq. 8)
         real_img, real_c, all_gen_z, all_gen_c = _fetch_batch(data_iter, training_set, len(phases), batch_size, batch_gpu, G.z_dim, device)
         state.consumed += batch_size // num_gpus
         for phase, gen_z, gen_c in zip(phases, all_gen_z, all_gen_c):
@@ -692,7 +699,7 @@ def training_loop(*,
             if network_snapshot_ticks is not None and (done or state.cur_tick % network_snapshot_ticks == 0):
                 resume_out = _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options)
                 snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank)
-                metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metric, snapshot['G_ema'], snapshot_pkl,
+                metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metrics, snapshot['G_ema'], snapshot_pkl,
                                                    run_dir, training_set_kwargs, num_gpus, rank, device)
                 del snapshot
 

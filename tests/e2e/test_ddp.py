@@ -72,11 +72,15 @@ def test_two_gloo_ranks_keep_identical_parameters(tiny_data, tmp_path):
     assert not torch.equal(state['ranks'][0]['rng']['torch'], state['ranks'][1]['rng']['torch'])
 
 
-def test_train_cli_with_two_cpu_processes(tiny_data, tmp_path):
+@pytest.mark.parametrize('launcher', ['spawn', 'torchrun'])
+def test_train_cli_with_two_cpu_processes(tiny_data, tmp_path, launcher):
     outdir = str(tmp_path / 'runs')
-    cmd = [sys.executable, os.path.join(REPO_ROOT, 'train.py'), f'--outdir={outdir}', f'--data={tiny_data}', '--gpus=2',
-           '--cbase=256', '--cmax=16', '--map=2', '--batch=4', '--mbstd-group=2', '--kimg=0.008', '--tick=0.004',
-           '--snap=10', '--workers=1', '--aug=noaug']
+    args = [os.path.join(REPO_ROOT, 'train.py'), f'--outdir={outdir}', f'--data={tiny_data}', '--cbase=256', '--cmax=16',
+            '--map=2', '--batch=4', '--mbstd-group=2', '--kimg=0.008', '--tick=0.004', '--snap=10', '--workers=1', '--aug=noaug']
+    if launcher == 'spawn':
+        cmd = [sys.executable, *args, '--gpus=2']
+    else:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', *args]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
