@@ -33,7 +33,6 @@ metric_utils.get_feature_stats with the prior's extractor as detector. For an
 `--metrics=fid50k_full,qs50k,dds50k` generates and embeds the images once.
 """
 
-import importlib
 import os
 
 import numpy as np
@@ -42,6 +41,7 @@ import torch
 from metrics import metric_main
 from metrics import metric_utils
 from priors import features as features_module
+from priors import gmm_prior
 from priors import prior_file as prior_file_module
 
 #----------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def diversity_difference_score(real_freqs, gen_assignments, num_components):
         bad = int(assignments.min()) if int(assignments.min()) < 0 else int(assignments.max())
         raise ValueError(f'diversity_difference_score: component index {bad} is out of range for {num_components} components')
     f_gen = prior_file_module.component_frequencies(assignments, num_components)
-    return float((f_real - f_gen).abs().sum())
+    return gmm_prior.diversity_difference_score(f_real, f_gen)
 
 #----------------------------------------------------------------------------
 # The assignment rule of a prior: the one its file records, else the paper's.
@@ -174,26 +174,6 @@ def prior_from_record(record, where='prior-file dict'):
         raise module.PriorFileError(f"{where} is an incomplete prior file (missing {', '.join(missing)}); {fix}")
     return module.PriorFile(record, path=where)
 
-# The GMM prior state in a training snapshot (rank 0's), or None. Uses the
-# training side's helper once priors.gmm_prior provides it.
-def prior_state_from_snapshot(snapshot):
-    try:
-        gmm_prior = importlib.import_module('priors.gmm_prior')
-    except ModuleNotFoundError as err:
-        if err.name != 'priors.gmm_prior':
-            raise
-        gmm_prior = None
-    if gmm_prior is not None and hasattr(gmm_prior, 'prior_state_from_snapshot'):
-        return gmm_prior.prior_state_from_snapshot(snapshot)
-    return _gmm_state_in_snapshot(snapshot)
-
-def _gmm_state_in_snapshot(snapshot):
-    try:
-        state = snapshot['resume_state']['ranks'][0]['loss']['priors']['gmm']
-    except (KeyError, IndexError, TypeError):
-        return None
-    return state if isinstance(state, dict) else None
-
 # The prior to evaluate against: prior_file (path, dict or PriorFile) first,
 # then the GMM prior state of a snapshot dict. Returns a PriorFile, or None
 # when neither holds a prior.
@@ -207,7 +187,7 @@ def load_metric_prior(prior_file=None, snapshot=None):
     if prior_file is not None:
         raise TypeError(f'prior_file must be a path, a prior-file dict or a PriorFile, got {type(prior_file).__name__}')
     if snapshot is not None:
-        state = prior_state_from_snapshot(snapshot)
+        state = gmm_prior.prior_state_from_snapshot(snapshot)
         if state is not None and state.get('prior_file') is not None:
             return prior_from_record(state['prior_file'], where="the snapshot's GMM prior (resume_state)")
     return None

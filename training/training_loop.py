@@ -474,24 +474,26 @@ def _save_network_snapshot(run_dir, cur_nimg, training_set_kwargs, modules, resu
 # Default metric_fn: compute a registered metric and (rank 0) append it to
 # metric-<name>.jsonl. Returns {result name: value}.
 
-def calc_and_report_metrics(metrics, G, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl):
+def calc_and_report_metrics(metrics, G, dataset_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl, snapshot=None):
     from metrics import metric_main
     results = dict()
-    # One call, so that metrics needing the same generated images share one generator pass.
-    for result in metric_main.calc_metrics(metrics, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank, device=device):
+    # One call, so that metrics needing the same generated images share one generator pass. The snapshot
+    # dict lets metrics find state saved with the run (e.g. a prior's GMM for QS/DDS).
+    for result in metric_main.calc_metrics(metrics, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
+                                           device=device, snapshot=snapshot):
         if rank == 0:
             metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
         results.update(result.results)
     return results
 
 # Evaluate every metric on a snapshot's G_ema; returns {result name: value}.
-def _evaluate_metrics(metrics, metric_fn, G_ema, snapshot_pkl, run_dir, dataset_kwargs, num_gpus, rank, device):
+def _evaluate_metrics(metrics, metric_fn, snapshot, snapshot_pkl, run_dir, dataset_kwargs, num_gpus, rank, device):
     if len(metrics) == 0:
         return dict()
     if rank == 0:
         print('Evaluating metrics...')
-    return metric_fn(metrics=list(metrics), G=G_ema, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
-                     device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
+    return metric_fn(metrics=list(metrics), G=snapshot['G_ema'], dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
+                     device=device, run_dir=run_dir, snapshot_pkl=snapshot_pkl, snapshot=snapshot)
 
 #----------------------------------------------------------------------------
 # Report the tick's progress, timing and memory statistics (rank 0's values)
@@ -699,7 +701,7 @@ def training_loop(*,
             if network_snapshot_ticks is not None and (done or state.cur_tick % network_snapshot_ticks == 0):
                 resume_out = _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options)
                 snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank)
-                metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metrics, snapshot['G_ema'], snapshot_pkl,
+                metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metrics, snapshot, snapshot_pkl,
                                                    run_dir, training_set_kwargs, num_gpus, rank, device)
                 del snapshot
 

@@ -1,0 +1,216 @@
+"""End-to-end tests of training with priors on CPU: a tiny --prior=gmm run (tiny extractor) reports the prior statistics and stores the prior state in its snapshots, resumes exactly, and --prior=none is bit-identical to the baseline."""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import dnnlib
+import legacy
+from priors import cli
+from priors.gmm_prior import GMMPrior, per_image_weights, prior_state_from_snapshot
+from priors.prior_file import PriorFile
+from torch_utils import misc
+from torch_utils import training_stats
+from training import training_loop as training_loop_module
+from training.synthetic import make_synthetic_dataset
+
+pytestmark = pytest.mark.slow
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+#----------------------------------------------------------------------------
+# The config: train.py's shape at 16x16 with tiny networks; batch 4 in 2
+# rounds, a tick every 2 steps, snapshots every 2 ticks. The gmm prior uses
+# the tiny extractor and 4 components, and re-estimates f^g every 2 steps
+# from 16 generated images.
+
+STEP_KIMG = 0.004  # one step = 4 images
+
+def _config(data_path, run_dir, num_steps, prior=None, **overrides):
+    c = dnnlib.EasyDict(
+        run_dir=run_dir, device='cpu', random_seed=3,
+        training_set_kwargs=dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data_path, use_labels=False,
+                                            max_size=None, xflip=False, resolution=16),
+        data_loader_kwargs=dnnlib.EasyDict(num_workers=0),
+        G_kwargs=dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
+                                 synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)),
+        D_kwargs=dnnlib.EasyDict(class_name='training.networks.Discriminator', channel_base=256, channel_max=16, num_fp16_res=0,
+                                 conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2)),
+        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
+        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
+        loss_kwargs=dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1),
+        G_reg_interval=4, D_reg_interval=3,
+        batch_size=4, batch_gpu=2, ema_kimg=0.01, ema_rampup=0.05,
+        total_kimg=num_steps * STEP_KIMG, kimg_per_tick=2 * STEP_KIMG,
+        image_snapshot_ticks=None, network_snapshot_ticks=2,
+    )
+    if prior is not None:
+        opts = dict(prior=prior, data=data_path, cfg=None, prior_feature='tiny', prior_components=4,
+                    resample_kimg=2 * STEP_KIMG, resample_num=16)
+        cli.configure(c, {k: v for k, v in opts.items() if prior != ['none'] or k in ('prior', 'data', 'cfg')})
+    c.update(overrides)
+    os.makedirs(run_dir, exist_ok=True)
+    return c
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('prior_runs')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dnnlib.util, '_dnnlib_cache_dir', str(root / 'cache'))
+        data = make_synthetic_dataset(str(root / 'tiny16.zip'), num_images=48, resolution=16, num_modes=4, frequencies='uniform')
+        yield dnnlib.EasyDict(root=root, data=data)
+
+def _read_stats(run_dir):
+    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
+        return [json.loads(line) for line in f]
+
+def _state(result):
+    return {f'{key}.{name}': tensor.detach().clone() for key in ('G', 'D', 'G_ema')
+            for name, tensor in misc.named_params_and_buffers(result[key])}
+
+def _load(path):
+    with open(path, 'rb') as f:
+        return legacy.load_network_pkl(f)
+
+#----------------------------------------------------------------------------
+# --prior=gmm: 10 steps straight, and 5 + 5 with an exact resume. A DataLoader
+# worker prefetches 2 batches, so resampling weights take effect 8 images
+# after they are set and the resume must rewind the sampler across them.
+# A freshly initialised G puts all its images in one component, which would
+# give the same weights at every update; the counts get an extra share that
+# moves with the update index, so that every update changes the weights.
+
+@pytest.fixture(scope='module')
+def gmm_runs(tiny):
+    real_counts = GMMPrior._generated_counts
+    def moving_counts(self, update_idx):
+        counts = real_counts(self, update_idx)
+        counts[update_idx % counts.numel()] += 2 * self.resample_num
+        return counts
+
+    loader = dict(data_loader_kwargs=dnnlib.EasyDict(num_workers=1, prefetch_factor=2))
+    root = tiny.root
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GMMPrior, '_generated_counts', moving_counts)
+        full = training_loop_module.training_loop(**_config(tiny.data, str(root / 'full'), 10, prior=['gmm'], **loader))
+        first = training_loop_module.training_loop(**_config(tiny.data, str(root / 'first'), 5, prior=['gmm'], **loader))
+        snapshot = str(root / 'first' / 'network-snapshot-000000.pkl')
+        second = training_loop_module.training_loop(**_config(tiny.data, str(root / 'second'), 10, prior=['gmm'], resume_pkl=snapshot, **loader))
+    return dnnlib.EasyDict(root=root, full=full, first=first, second=second, snapshot=snapshot)
+
+
+def test_gmm_run_reports_prior_statistics(gmm_runs):
+    stats = _read_stats(str(gmm_runs.root / 'full'))
+    last = stats[-1]
+    for name in ('Loss/G/prior', 'Prior/gmm/loss', 'Prior/gmm/nll', 'Prior/gmm/below_theta', 'Prior/gmm/dds', 'Sampler/weight_max'):
+        assert name in last and np.isfinite(last[name]['mean']), name
+    assert 0 <= last['Prior/gmm/below_theta']['mean'] <= 1
+    assert 0 <= last['Prior/gmm/dds']['mean'] <= 2
+    assert last['Sampler/weight_max']['mean'] >= 1
+
+
+def test_snapshot_carries_the_prior_and_sampler_state(gmm_runs):
+    data = _load(gmm_runs.snapshot)
+    state = prior_state_from_snapshot(data)
+    assert state is not None and state['prior_file']['kind'] == 'priorgan-gmm-prior'
+    prior = PriorFile(state['prior_file'])
+    assert prior.num_components == 4 and prior.feature_name == 'tiny' and prior.num_images == 48
+
+    # f^g was estimated at 8 and 16 images; f' and the sampler's weights agree with Eq. 8 and f'_k / n_k.
+    resample = state['resample']
+    assert resample['history']['nimg'].tolist() == [8, 16] and resample['last_update_nimg'] == 16
+    assert torch.allclose(resample['freqs'].sum(), torch.tensor(1.0, dtype=torch.float64))
+    sampler = data['resume_state']['ranks'][0]['sampler']
+    assert sampler['kind'] == 'PriorResampler' and sampler['num_yielded'] == 20
+    assert sampler['history']['steps'].tolist() == [16, 24]  # set at 8 and 16 images, effective 8 later (prefetch)
+    expected = per_image_weights(prior.assignments('nearest'), resample['freqs'])
+    assert torch.allclose(sampler['history']['weights'][-1], expected / expected.sum())
+    assert state['log_theta'] == pytest.approx(prior.loglik_quantile(0.1))
+
+    # Not a snapshot of a gmm run: no prior state.
+    assert prior_state_from_snapshot(dict(G=None)) is None
+
+
+def test_gmm_resume_is_exact(gmm_runs):
+    full, second = _state(gmm_runs.full), _state(gmm_runs.second)
+    assert [name for name in full if not torch.equal(full[name], second[name])] == []
+    assert not torch.equal(_state(gmm_runs.first)['G.synthesis.b16.conv1.weight'], full['G.synthesis.b16.conv1.weight'])
+    lines_full = _read_stats(str(gmm_runs.root / 'full'))
+    lines_second = _read_stats(str(gmm_runs.root / 'second'))
+    assert len(lines_full) == 6 and len(lines_second) == 3
+    for line_full, line_second in zip(lines_full[3:], lines_second):
+        names = [n for n in line_second if n.startswith(('Loss/', 'Prior/', 'Sampler/')) and line_second[n]['num'] > 0]
+        assert 'Loss/G/prior' in names and 'Prior/gmm/dds' in names
+        for name in names:
+            assert line_second[name] == line_full[name], name
+    history = gmm_runs.second.loss.priors[0].history
+    assert [h[0] for h in history] == [8, 16, 24, 32]
+    assert len({tuple(h[2].tolist()) for h in history}) == 4  # every update changed f'
+
+#----------------------------------------------------------------------------
+# --prior=none is the baseline, bit for bit: configure() leaves the config
+# alone, and even PriorLoss with the 'none' prior changes nothing.
+
+def test_prior_none_is_bit_identical_to_no_prior(tiny):
+    root = tiny.root
+    base = _config(tiny.data, str(root / 'base'), 4)
+    assert _config(tiny.data, str(root / 'base'), 4, prior=['none']) == base
+    with_loss = _config(tiny.data, str(root / 'none'), 4)
+    with_loss.loss_kwargs = dnnlib.EasyDict(with_loss.loss_kwargs, class_name='priors.loss.PriorLoss', prior_kwargs=[dict(name='none')],
+                                            dataset_kwargs=with_loss.training_set_kwargs)
+    a = training_loop_module.training_loop(**base)
+    b = training_loop_module.training_loop(**with_loss)
+    sa, sb = _state(a), _state(b)
+    assert [name for name in sa if not torch.equal(sa[name], sb[name])] == []
+    for line_a, line_b in zip(_read_stats(str(root / 'base')), _read_stats(str(root / 'none'))):
+        losses = [n for n in line_a if n.startswith('Loss/')]
+        assert len(losses) >= 8 and [n for n in line_b if n.startswith('Loss/')] == losses
+        for name in losses:
+            assert line_a[name] == line_b[name], name
+
+#----------------------------------------------------------------------------
+# Two gloo processes: rank 0 builds the prior while rank 1 waits, the
+# generated counts are summed over ranks, and both ranks apply the same
+# sampler weights and end with the same networks.
+
+def _ddp_worker(rank, tmp_dir, data_path, cache_dir):
+    torch.set_num_threads(1)
+    dnnlib.util._dnnlib_cache_dir = cache_dir
+    torch.distributed.init_process_group('gloo', init_method='file://' + os.path.join(tmp_dir, 'init'), rank=rank, world_size=2)
+    training_stats.init_multiprocessing(rank=rank, sync_device=torch.device('cpu'))
+    c = _config(data_path, os.path.join(tmp_dir, 'run'), 6, prior=['gmm'], num_gpus=2, rank=rank, batch_size=8, batch_gpu=2,
+                total_kimg=0.032, kimg_per_tick=0.016)
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = training_loop_module.training_loop(**c)
+    prior = result.loss.priors[0]
+    torch.save(dict(state=_state(result), history=[h[1] for h in prior.history]), os.path.join(tmp_dir, f'rank{rank}.pt'))
+    torch.distributed.destroy_process_group()
+
+@pytest.mark.ddp
+def test_gmm_with_two_gloo_ranks(tiny, tmp_path):
+    cache_dir = str(tmp_path / 'cache')
+    torch.multiprocessing.spawn(_ddp_worker, args=(str(tmp_path), tiny.data, cache_dir), nprocs=2, start_method='spawn')
+    rank0, rank1 = (torch.load(os.path.join(tmp_path, f'rank{r}.pt')) for r in (0, 1))
+    differing = [name for name in rank0['state'] if not torch.equal(rank0['state'][name], rank1['state'][name])]
+    assert all(name.endswith('w_avg') for name in differing), differing
+    assert len(rank0['history']) == 3  # f^g estimated at 8, 16 and 24 images...
+    for f0, f1 in zip(rank0['history'], rank1['history']):
+        assert torch.equal(f0, f1) and float(f0.sum()) == pytest.approx(1.0)  # ...from counts summed over both ranks
+
+    snapshot = _load(str(tmp_path / 'run' / 'network-snapshot-000000.pkl'))
+    ranks = snapshot['resume_state']['ranks']
+    assert 'prior_file' in ranks[0]['loss']['priors']['gmm'] and 'prior_file' not in ranks[1]['loss']['priors']['gmm']
+    assert torch.equal(ranks[0]['sampler']['history']['weights'], ranks[1]['sampler']['history']['weights'])
+    assert ranks[0]['sampler']['history']['weights'].shape[0] >= 1
+
+#----------------------------------------------------------------------------
