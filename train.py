@@ -9,6 +9,9 @@ import click
 import torch
 
 import dnnlib
+import priors  # registers prior metrics and priors
+import priors.cli
+from metrics import metric_main
 from torch_utils import custom_ops
 from torch_utils import training_stats
 from training.augment import augpipe_specs
@@ -60,13 +63,6 @@ def _auto_spec(res, gpus):
 
 #----------------------------------------------------------------------------
 # Names accepted by --metrics: the metric registry, once it exists.
-
-def _valid_metrics():
-    try:
-        from metrics import metric_main
-    except ImportError:
-        return []
-    return list(metric_main.list_valid_metrics())
 
 #----------------------------------------------------------------------------
 # Comma-separated list option; 'none' or empty gives [].
@@ -154,7 +150,7 @@ def setup_training_loop_kwargs(opts):
     c.num_gpus = gpus
     snap = opts.snap if opts.snap is not None else demo.get('snap', 50)
     c.image_snapshot_ticks = c.network_snapshot_ticks = snap
-    valid_metrics = _valid_metrics()
+    valid_metrics = metric_main.list_valid_metrics()
     for metric in opts.metrics:
         if metric not in valid_metrics:
             raise click.ClickException(f'--metrics: unknown metric "{metric}"; valid metrics: '
@@ -324,6 +320,10 @@ def setup_training_loop_kwargs(opts):
     c.kimg_per_tick = opts.tick if opts.tick is not None else demo.get('tick', 4)
     if 'resume_pkl' in c:
         c.resume_exact = opts.resume_exact is not False
+    # Priors (PriorGAN and others): loss and sampler config, after the dataset and seed are final.
+    priors.cli.configure(c, opts)
+    if opts.prior not in (None, [], ['none']):
+        desc += '-' + '-'.join(opts.prior)
     if resume_state is not None:
         _check_resume_state(resume_state, c)
     return c, desc
@@ -470,6 +470,9 @@ def _launched_by_torchrun():
 @click.option('--nobench',      help='Disable cuDNN benchmarking', type=bool, metavar='BOOL')
 @click.option('--allow-tf32',   help='Allow PyTorch to use TF32 internally', type=bool, metavar='BOOL')
 @click.option('--workers',      help='DataLoader worker processes  [default: 3; demo: 1]', type=click.IntRange(min=1), metavar='INT')
+
+# Real-data priors (see docs/priors.md).
+@priors.cli.prior_options
 
 def main(ctx, **opts):
     """Train a StyleGAN2-ADA generator and discriminator (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data").

@@ -1,20 +1,12 @@
 """Real-data priors that plug into StyleGAN2-ADA training through named seams (PriorGAN, Gu et al. 2020, and others).
 
 The core (`training/`, `metrics/`, `torch_utils/`) never imports this package. `train.py` and
-`calc_metrics.py` each `import priors` once; importing it runs the registrations below: feature
-extractors, priors (`--prior=NAME`) and the prior metrics (`qs50k`, `dds50k`, ...).
+`calc_metrics.py` each `import priors` once; importing it runs the registrations of its submodules:
+feature extractors (`features`), priors for `--prior=NAME` (`registry`, `gmm_prior`) and the prior
+metrics `qs50k`, `dds50k`, `qs10k`, `dds10k` (`metrics`). `priors.cli` holds train.py's options.
 """
 
-import importlib
-
-# Submodules whose import registers something. Optional ones are skipped when absent so that a
-# partial checkout still imports; every name listed here exists on main.
-_REGISTERING_MODULES = ('features', 'registry', 'gmm_prior', 'metrics')
-
-for _name in _REGISTERING_MODULES:
-    try:
-        importlib.import_module(f'{__name__}.{_name}')
-    except ModuleNotFoundError as _err:
-        if _err.name != f'{__name__}.{_name}':
-            raise
-del _name
+from priors import features   # noqa: F401  registers the feature extractors
+from priors import registry   # noqa: F401  the prior registry (registers 'none')
+from priors import gmm_prior  # noqa: F401  registers 'gmm'
+from priors import metrics    # noqa: F401  registers QS and DDS

@@ -102,11 +102,12 @@ class PriorLoss(StyleGAN2Loss):
     def load_state_dict(self, state):
         state = dict(state)
         priors_state = state.pop('priors', None)
-        self.pretrained = bool(state.pop('pretrained', True))
+        self.pretrained = bool(state.pop('pretrained', priors_state is not None))
         super().load_state_dict(state)
         if priors_state is None:
             if self.ctx.rank == 0 and any(p.name != 'none' for p in self.priors):
-                print('Note: the snapshot has no prior state (it was trained without priors); the priors start fresh.')
+                print('Note: the snapshot has no prior state (it was trained without priors); the priors start fresh, '
+                      'pretraining included.')
             return
         mine = sorted(p.name for p in self.priors)
         if sorted(priors_state) != mine:
