@@ -9,18 +9,22 @@ import torch
 # - covariance_type 'full': covariances and precisions_chol are [M, d, d]; 'diag': they are [M, d].
 # - precisions_chol holds, per component, the upper-triangular U with U @ U.T = inverse(covariance),
 #   as in scikit-learn, so that the Mahalanobis term is |(x - mean) @ U|^2 and log det(U) = -log det(cov) / 2.
-# - Sample-sized temporaries ([rows, M, d] or [rows, d]) are built in chunks of at most _CHUNK_ELEMS elements,
-#   so nothing of size [N, M, d] or [N, M, d, d] is ever allocated.
+# - Sample-sized temporaries ([rows, M, d] or [rows, d]) are built in chunks within an element budget
+#   (chunk_rows()), so nothing of size [N, M, d] or [N, M, d, d] is ever allocated.
 
 COVARIANCE_TYPES = ('full', 'diag')
-_CHUNK_ELEMS = 1 << 23   # Largest chunked temporary, in elements (64 MiB in float64).
+_CHUNK_ELEMS = 1 << 23       # Largest chunked temporary on accelerators, in elements (64 MiB in float64).
+_CHUNK_ELEMS_CPU = 1 << 18   # On the CPU: small chunks are reused by malloc instead of being mapped afresh
+                             # (and page-faulted) each time, which makes the E- and M-steps about 2x faster.
 
 #----------------------------------------------------------------------------
 # Number of sample rows per chunk so that a [rows, num_components, num_features]
-# temporary stays within the element budget.
+# temporary stays within the element budget (by default, the one of `device`).
 
-def chunk_rows(num_components, num_features, max_elems=None):
-    max_elems = _CHUNK_ELEMS if max_elems is None else max_elems
+def chunk_rows(num_components, num_features, max_elems=None, device=None):
+    if max_elems is None:
+        is_cpu = device is None or torch.device(device).type == 'cpu'
+        max_elems = _CHUNK_ELEMS_CPU if is_cpu else _CHUNK_ELEMS
     return max(1, int(max_elems) // max(1, int(num_components) * int(num_features)))
 
 #----------------------------------------------------------------------------
@@ -109,11 +113,11 @@ def component_log_prob(x, means, precisions_chol, covariance_type='full', max_el
     parts = []
     if covariance_type == 'full':
         # One matrix product per component and chunk: faster than a batched product on the CPU.
-        for a, b in _row_chunks(x.shape[0], chunk_rows(1, num_features, max_elems)):
+        for a, b in _row_chunks(x.shape[0], chunk_rows(1, num_features, max_elems, x.device)):
             cols = [((x[a:b] - means[k]) @ precisions_chol[k]).square().sum(dim=1) for k in range(num_components)]
             parts.append(torch.stack(cols, dim=1))                            # [C, M]
     else:
-        for a, b in _row_chunks(x.shape[0], chunk_rows(num_components, num_features, max_elems)):
+        for a, b in _row_chunks(x.shape[0], chunk_rows(num_components, num_features, max_elems, x.device)):
             diff = x[a:b, None, :] - means[None]                              # [C, M, d]
             parts.append((diff * precisions_chol[None]).square().sum(dim=2))  # [C, M]
     mahalanobis = torch.cat(parts, dim=0) if parts else x.new_zeros([0, num_components])
@@ -198,18 +202,18 @@ def m_step(x, resp, reg_covar, covariance_type='full', max_elems=None):
     # Accumulate the centred second moments chunk by chunk; for 'full', one
     # matrix product per component (faster than a batched product on the CPU).
     if covariance_type == 'full':
-        rows = chunk_rows(1, num_features, max_elems)
+        rows = chunk_rows(1, num_features, max_elems, x.device)
         per_component = []
         for k in range(num_components):
             second_moment = x.new_zeros([num_features, num_features])
             for a, b in _row_chunks(num_samples, rows):
                 diff = x[a:b] - means[k]                                      # [C, d]
-                second_moment = second_moment + (diff * resp[a:b, k, None]).T @ diff
+                second_moment.addmm_((diff * resp[a:b, k, None]).T, diff)
             per_component.append(second_moment)
         covariances = torch.stack(per_component)                              # [M, d, d]
     else:
         covariances = x.new_zeros([num_components, num_features])
-        for a, b in _row_chunks(num_samples, chunk_rows(num_components, num_features, max_elems)):
+        for a, b in _row_chunks(num_samples, chunk_rows(num_components, num_features, max_elems, x.device)):
             diff = x[None, a:b, :] - means[:, None, :]                        # [M, C, d]
             covariances = covariances + (diff.square() * resp[a:b].T[:, :, None]).sum(dim=1)
 
