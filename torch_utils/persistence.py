@@ -243,7 +243,7 @@ def _rebuild_known_class(cls, state):
         raise _StateMismatch('no _init_args/_init_kwargs in the pickled state')
     obj = _construct_quietly(cls, init_args, init_kwargs, _state_numel(state))
 
-    # Parameters and buffers: same names, same shapes.
+    # Parameters and buffers: same names, same shapes (empty placeholder buffers excepted).
     for slot, kind in (('_parameters', 'parameter'), ('_buffers', 'buffer')):
         ours = obj.__dict__[slot]
         theirs = state.get(slot, {})
@@ -256,7 +256,10 @@ def _rebuild_known_class(cls, state):
             if (our_tensor is None) != (their_tensor is None):
                 raise _StateMismatch(f'{kind} "{name}" is {"None" if their_tensor is None else "set"} in the pickle '
                                      f'but {"None" if our_tensor is None else "set"} in ours')
-            if our_tensor is not None and tuple(their_tensor.shape) != tuple(our_tensor.shape):
+            # An empty buffer in a fresh object is a placeholder sized by fitting (e.g. a GMM's means_),
+            # so it takes the pickled shape; every other tensor must keep the shape our constructor gives it.
+            placeholder = slot == '_buffers' and our_tensor is not None and our_tensor.numel() == 0
+            if our_tensor is not None and not placeholder and tuple(their_tensor.shape) != tuple(our_tensor.shape):
                 raise _StateMismatch(f'{kind} "{name}" has shape {list(their_tensor.shape)} in the pickle '
                                      f'but {list(our_tensor.shape)} in ours')
 

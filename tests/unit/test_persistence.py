@@ -336,3 +336,26 @@ def test_api_type_errors():
         PersistentCounter(lambda: 0)
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# A fitted estimator's buffers are sized by its data: a pickle whose embedded
+# source is not ours (another version of gmm.py) still rebuilds by class name,
+# in safe mode too, with the fitted shapes.
+
+def test_fitted_gmm_rebuilds_by_class_name_with_data_sized_buffers():
+    import io
+    import legacy
+    from priors.gmm import GaussianMixture
+    x = torch.randn([64, 3], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gmm = GaussianMixture(n_components=2, random_state=0).fit(x)
+    data = pickle.dumps(dict(gmm=gmm))
+
+    # Change the embedded source (same length, so the pickle stays valid): it is no longer ours.
+    head = GaussianMixture._orig_module_src.encode('utf-8')[:40]
+    assert data.count(head) == 1
+    data = data.replace(head, b'#' * len(head))
+    for safe in (False, True):
+        loaded = legacy._unpickle(io.BytesIO(data), 'test.pkl', safe=safe)['gmm']
+        assert type(loaded) is GaussianMixture
+        assert loaded.means_.shape == gmm.means_.shape == (2, 3)
+        torch.testing.assert_close(loaded.score_samples(x), gmm.score_samples(x))
