@@ -1,5 +1,6 @@
 """Train a StyleGAN2-ADA generator: command-line options, config presets, the run folder, and launching one or more processes."""
 
+import inspect
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import priors.cli
 from metrics import metric_main
 from torch_utils import custom_ops
 from torch_utils import training_stats
+from training import training_loop as training_loop_module
 from training.augment import augpipe_specs
 
 #----------------------------------------------------------------------------
@@ -60,9 +62,6 @@ def _auto_spec(res, gpus):
     mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
     return dict(ref_gpus=gpus, kimg=25000, mb=mb, mbstd=min(mb // gpus, 4), fmaps=(1 if res >= 512 else 0.5),
                 lrate=(0.002 if res >= 1024 else 0.0025), gamma=0.0002 * (res ** 2) / mb, ema=mb * 10 / 32, ramp=0.05, map=2)
-
-#----------------------------------------------------------------------------
-# Names accepted by --metrics: the metric registry, once it exists.
 
 #----------------------------------------------------------------------------
 # Comma-separated list option; 'none' or empty gives [].
@@ -349,7 +348,11 @@ def _check_resume_state(resume_state, c):
         raise click.ClickException(f'--kimg={c.total_kimg:g}: the snapshot is already at kimg {cur_kimg:g}; '
                                    f'raise --kimg to train further')
     old = {k: v for k, v in resume_state.get('training_options', {}).items() if k not in _resume_ignored_options}
-    new = {k: v for k, v in json.loads(json.dumps(c)).items() if k in old or k not in _resume_ignored_options}
+    # Options this run leaves to training_loop()'s defaults count with their default values.
+    defaults = {name: param.default for name, param in inspect.signature(training_loop_module.training_loop).parameters.items()
+                if param.default is not inspect.Parameter.empty and name != 'rank'}
+    new = json.loads(json.dumps(dict(defaults, **c), default=str))
+    new = {k: v for k, v in new.items() if k in old or k not in _resume_ignored_options}
     diffs = _option_differences(old, new)
     print(f'Exact resume from kimg {cur_kimg:g} (tick {resume_state["cur_tick"]}).')
     if resume_state['num_gpus'] != c.num_gpus:

@@ -13,14 +13,6 @@ from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # Tiny networks gain nothing from more threads, and spinning threads stall on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 #----------------------------------------------------------------------------
 # A tiny 16x16 run: batch 4 in 2 rounds of 2, a tick every 2 steps. The lazy
 # regularisation and ADA intervals (4, 3, 3) do not divide the 5 steps of the

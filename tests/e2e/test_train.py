@@ -19,14 +19,6 @@ from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # Tiny networks gain nothing from more threads, and spinning threads stall on a busy machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 #----------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')

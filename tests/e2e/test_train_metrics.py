@@ -5,7 +5,6 @@ import math
 import os
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import dnnlib
@@ -37,10 +36,7 @@ def metric_env(tmp_path, monkeypatch):
     for fn in (fid32, kid32):
         metric_main.register_metric(fn)
     metric_utils.reset_detector_cache()
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield tmp_path
-    torch.set_num_threads(previous)
     metric_utils.reset_detector_cache()
 
 #----------------------------------------------------------------------------

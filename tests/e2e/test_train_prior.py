@@ -21,13 +21,6 @@ from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 #----------------------------------------------------------------------------
 # The config: train.py's shape at 16x16 with tiny networks; batch 4 in 2
 # rounds, a tick every 2 steps, snapshots every 2 ticks. The gmm prior uses

@@ -2,17 +2,14 @@
 
 import json
 import os
-import pickle
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import calc_metrics
 import dnnlib
 import legacy
 import train
-from metrics import metric_main
 from priors import gmm_prior
 from priors import metrics as prior_metrics
 from training import synthetic
@@ -26,10 +23,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
     monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', None)
     monkeypatch.setattr(prior_metrics, 'NUM_GEN_10K', NUM_GEN)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield tmp_path
-    torch.set_num_threads(previous)
 
 #----------------------------------------------------------------------------
 

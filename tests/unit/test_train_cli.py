@@ -180,3 +180,21 @@ def test_exact_resume_keeps_options_and_reports_differences(tmp_path, data):
     assert result.exit_code == 1 and '--kimg=2: the snapshot is already at kimg 2; raise --kimg to train further' in result.output
 
 #----------------------------------------------------------------------------
+
+
+def test_exact_resume_of_unchanged_options_reports_no_difference(tmp_path, data):
+    # The loop records every training_loop() argument, defaults included (e.g. G_reg_interval);
+    # resuming with the same command line must not list those as differences.
+    import inspect
+    from training import training_loop
+    options, _ = _dry_run(tmp_path, data, '--batch=8')
+    defaults = {name: p.default for name, p in inspect.signature(training_loop.training_loop).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    recorded = training_loop._run_options(dict(defaults, **options))
+    assert recorded['G_reg_interval'] == 4 and 'G_reg_interval' not in options
+    state = dict(version=1, cur_nimg=2000, cur_tick=3, num_gpus=1, training_options=recorded)
+    pkl = _tiny_pickle(tmp_path / 'snap.pkl', resume_state=state)
+    os.makedirs(tmp_path / '00000-run')
+    os.replace(pkl, tmp_path / '00000-run' / 'network-snapshot-000002.pkl')
+    _exact, text = _dry_run(tmp_path, data, '--batch=8', '--resume=latest')
+    assert 'Exact resume from kimg 2 (tick 3).' in text and 'Note:' not in text
