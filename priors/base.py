@@ -96,6 +96,10 @@ class Prior:
     def extra_loss(self, step, img, c, logits, ws):
         return None
 
+    # Pictures for the run folder, on rank 0 at each image snapshot (e.g. component frequencies).
+    def on_snapshot(self, run_dir, cur_nimg):
+        pass
+
     # Modules that this prior trains with its own optimizer.
     def extra_modules(self):
         return {}

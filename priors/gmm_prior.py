@@ -30,6 +30,7 @@ the data sampler shows component k with frequency f'_k.
 
 import contextlib
 import hashlib
+import os
 import random
 
 import numpy as np
@@ -38,6 +39,7 @@ import torch
 import dnnlib
 from priors import base
 from priors import features as features_module
+from priors import pictures
 from priors import prior_file as prior_file_module
 from priors import registry
 from torch_utils import training_stats
@@ -327,6 +329,21 @@ class GMMPrior(base.Prior):
         z = torch.tensor(np.stack(zs), dtype=torch.float32, device=ctx.device)
         c = torch.tensor(np.stack(cs), dtype=torch.float32, device=ctx.device) if cs else torch.zeros([len(indices), c_dim], device=ctx.device)
         return z, c
+
+    #------------------------------------------------------------------------
+    # Pictures: once, real images per component (the paper's Figure 2); at each
+    # image snapshot, real vs last estimated generated component frequencies.
+
+    def on_snapshot(self, run_dir, cur_nimg):
+        grid_path = os.path.join(run_dir, 'prior-components.png')
+        if not os.path.exists(grid_path):
+            dataset = dnnlib.util.construct_class_by_name(**dict(self.ctx.dataset_kwargs, xflip=False))
+            pictures.component_grid(dataset, self.assignments.numpy(), self.real_freqs.numpy(), grid_path)
+        if len(self.history) > 0:
+            nimg, gen_freqs, _freqs, dds = self.history[-1]
+            pictures.frequency_bar_chart(self.real_freqs.numpy(), gen_freqs.numpy(),
+                                         os.path.join(run_dir, f'prior-freqs{cur_nimg // 1000:06d}.png'),
+                                         title=f'GMM components: real vs generated (estimated at kimg {nimg / 1000:g}, DDS {dds:.3f})')
 
     #------------------------------------------------------------------------
     # State: the prior file record (rank 0 only, it can be large), the

@@ -71,6 +71,10 @@ class PriorLoss(StyleGAN2Loss):
                 feedback[key], owner[key] = value, prior.name
         return feedback if feedback else None
 
+    def on_snapshot(self, run_dir, cur_nimg):
+        for prior in self.priors:
+            prior.on_snapshot(run_dir, cur_nimg)
+
     def transform_latents(self, z, c):
         for prior in self.priors:
             z, c = prior.transform_latents(z, c)

@@ -25,6 +25,10 @@ class Loss:
         """
         return None
 
+    def on_snapshot(self, run_dir, cur_nimg):
+        """Called on rank 0 whenever the loop writes an image snapshot, to add the loss's own pictures to
+        run_dir (e.g. a prior's component frequencies). No-op here."""
+
     def state_dict(self):
         return {}
 

@@ -695,6 +695,7 @@ def training_loop(*,
             # Save image snapshot.
             if rank == 0 and image_snapshot_ticks is not None and (done or state.cur_tick % image_snapshot_ticks == 0):
                 _save_fakes(G_ema, grid, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'))
+                loss.on_snapshot(run_dir, state.cur_nimg)
 
             # Save network snapshot; evaluate metrics on it.
             metric_results = dict()

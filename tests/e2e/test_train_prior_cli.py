@@ -3,6 +3,7 @@
 import json
 import os
 
+import PIL.Image
 import pytest
 from click.testing import CliRunner
 
@@ -55,6 +56,11 @@ def test_train_gmm_stylegan_then_qs_dds(env):
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         stats = [json.loads(line) for line in f]
     assert 'Prior/gmm/nll' in stats[-1] and 'Sampler/weight_max' in stats[-1]
+
+    # Pictures: real images per GMM component, and real vs generated component frequencies.
+    for name in ('prior-components.png', 'prior-freqs000000.png'):
+        with PIL.Image.open(os.path.join(run_dir, name)) as image:
+            assert image.mode == 'RGB' and min(image.size) >= 100
 
     # QS and DDS from the run's own prior, appended to the run folder.
     result = CliRunner().invoke(calc_metrics.main, ['--network', pkl, '--metrics', 'qs10k,dds10k', '--device', 'cpu',
