@@ -15,11 +15,11 @@ import torch
 
 import dnnlib
 import legacy
+from official_calls import TOL, check_official_outputs, max_diff
 from torch_utils import misc
 
 pytestmark = pytest.mark.fixtures
 
-TOL = 1e-4
 SPOT_CHECKS = ('ws_psi07', 'img_const_psi07', 'G_img_const_psi1', 'D_logits')  # G_ema, G and D, once each
 
 #----------------------------------------------------------------------------
@@ -39,32 +39,6 @@ def _load_official(fixtures_dir):
 def official(fixtures_dir):
     """(reference arrays, meta, {'normal': snapshot, 'safe': snapshot}), loaded once per session."""
     return _load_official(fixtures_dir)
-
-
-def _max_diff(tensor, array):
-    assert tuple(tensor.shape) == array.shape
-    return float(np.abs(tensor.detach().cpu().numpy().astype(np.float64) - array).max())
-
-
-def _check_generator_and_discriminator(ref, G_ema, G, D, keys=None):
-    """Make the official calls (all, or those named in `keys`) and compare with the stored arrays."""
-    z, c = torch.from_numpy(ref['z']), torch.from_numpy(ref['c'])
-    calls = dict(
-        ws_psi1=lambda: G_ema.mapping(z, c, truncation_psi=1),
-        ws_psi07=lambda: G_ema.mapping(z, c, truncation_psi=0.7),
-        img_const_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='const'),
-        img_const_psi07=lambda: G_ema(z, c, truncation_psi=0.7, noise_mode='const'),
-        img_none_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='none'),
-        synth_const_from_ws07=lambda: G_ema.synthesis(torch.from_numpy(ref['ws_psi07']), noise_mode='const'),
-        G_img_const_psi1=lambda: G(z, c, truncation_psi=1, noise_mode='const'),
-        D_logits=lambda: D(torch.from_numpy(ref['img_const_psi1']), c),
-        D_logits_psi07=lambda: D(torch.from_numpy(ref['img_const_psi07']), c),
-    )
-    with torch.no_grad():
-        results = {key: call() for key, call in calls.items() if keys is None or key in keys}
-    for key, value in results.items():
-        assert _max_diff(value, ref[key]) <= TOL, key
-    return results
 
 
 def _check_state_dict(module, keys, shapes, is_param):
@@ -104,7 +78,7 @@ def test_snapshot_structure(official, mode):
 def test_outputs_match_official(official, mode):
     ref, _meta, loaded = official
     data = loaded[mode]
-    _check_generator_and_discriminator(ref, data['G_ema'], data['G'], data['D'])
+    check_official_outputs(ref, data['G_ema'], data['G'], data['D'])
 
 
 def test_safe_and_normal_mode_agree(official):
@@ -123,16 +97,16 @@ def test_augment_pipe(official, mode):
     assert pipe.init_kwargs == meta['augment']['init_kwargs']
     assert [name for name, _ in pipe.named_buffers()] == meta['augment']['buffers']
     assert pipe.p.dtype == torch.float32 and float(pipe.p) == meta['augment']['p']
-    assert _max_diff(pipe.p, ref['augment_p']) == 0
-    assert _max_diff(pipe.Hz_geom, ref['augment_buf_Hz_geom']) <= 1e-7
-    assert _max_diff(pipe.Hz_fbank, ref['augment_buf_Hz_fbank']) <= 1e-7
+    assert max_diff(pipe.p, ref['augment_p']) == 0
+    assert max_diff(pipe.Hz_geom, ref['augment_buf_Hz_geom']) <= 1e-7
+    assert max_diff(pipe.Hz_fbank, ref['augment_buf_Hz_fbank']) <= 1e-7
     for attr, value in meta['augment']['attrs'].items():
         got = getattr(pipe, attr)
         assert np.allclose(np.asarray(got, dtype=np.float64), np.asarray(value, dtype=np.float64)), attr
     images = torch.from_numpy(ref['augment_in'])
     with torch.no_grad():
         for percentile, key in ((0.3, 'augment_out_debug03'), (0.7, 'augment_out_debug07')):
-            assert _max_diff(pipe(images, debug_percentile=percentile), ref[key]) <= TOL, key
+            assert max_diff(pipe(images, debug_percentile=percentile), ref[key]) <= TOL, key
 
 
 def test_repickle_and_reload(official):
@@ -141,10 +115,10 @@ def test_repickle_and_reload(official):
     for module_name in ('training.networks', 'training.augment'):   # our source replaces the placeholder
         assert inspect.getsource(importlib.import_module(module_name)).encode() in data
     again = legacy.load_network_pkl(io.BytesIO(data), safe=True)
-    _check_generator_and_discriminator(ref, again['G_ema'], again['G'], again['D'], keys=SPOT_CHECKS)
+    check_official_outputs(ref, again['G_ema'], again['G'], again['D'], keys=SPOT_CHECKS)
     with torch.no_grad():
         out = again['augment_pipe'](torch.from_numpy(ref['augment_in']), debug_percentile=0.3)
-    assert _max_diff(out, ref['augment_out_debug03']) <= TOL
+    assert max_diff(out, ref['augment_out_debug03']) <= TOL
 
 
 def test_rebuild_for_resume(official):
@@ -157,6 +131,6 @@ def test_rebuild_for_resume(official):
             net = dnnlib.util.construct_class_by_name(class_name=f'training.networks.{class_name}', **kwargs)
             misc.copy_params_and_buffers(data[key], net, require_all=True)
             rebuilt[key] = net.eval().requires_grad_(False)
-    _check_generator_and_discriminator(ref, rebuilt['G_ema'], rebuilt['G'], rebuilt['D'], keys=SPOT_CHECKS)
+    check_official_outputs(ref, rebuilt['G_ema'], rebuilt['G'], rebuilt['D'], keys=SPOT_CHECKS)
 
 #----------------------------------------------------------------------------

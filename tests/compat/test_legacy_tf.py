@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import legacy
+from official_calls import check_official_outputs
 from torch_utils import misc
 
 pytestmark = pytest.mark.fixtures
 
-TOL = 1e-4
 SPOT_CHECKS = ('ws_psi07', 'img_const_psi07', 'G_img_const_psi1', 'D_logits')  # G_ema, G and D, once each
 
 #----------------------------------------------------------------------------
@@ -42,31 +42,6 @@ def tf_stubs(fixtures_dir):
     """The raw (G, D, Gs) TensorFlow network stubs of tf-tiny.pkl, freshly read."""
     with open(os.path.join(fixtures_dir, 'tf-tiny.pkl'), 'rb') as f:
         return legacy._LegacyUnpickler(f).load()
-
-
-def _max_diff(tensor, array):
-    assert tuple(tensor.shape) == array.shape
-    return float(np.abs(tensor.detach().cpu().numpy().astype(np.float64) - array).max())
-
-
-def _check_outputs(ref, G_ema, G, D, keys=None):
-    """Make the official calls (all, or those named in `keys`) and compare with the stored arrays."""
-    z, c = torch.from_numpy(ref['z']), torch.from_numpy(ref['c'])
-    calls = dict(
-        ws_psi1=lambda: G_ema.mapping(z, c, truncation_psi=1),
-        ws_psi07=lambda: G_ema.mapping(z, c, truncation_psi=0.7),
-        img_const_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='const'),
-        img_const_psi07=lambda: G_ema(z, c, truncation_psi=0.7, noise_mode='const'),
-        img_none_psi1=lambda: G_ema(z, c, truncation_psi=1, noise_mode='none'),
-        synth_const_from_ws07=lambda: G_ema.synthesis(torch.from_numpy(ref['ws_psi07']), noise_mode='const'),
-        G_img_const_psi1=lambda: G(z, c, truncation_psi=1, noise_mode='const'),
-        D_logits=lambda: D(torch.from_numpy(ref['img_const_psi1']), c),
-        D_logits_psi07=lambda: D(torch.from_numpy(ref['img_const_psi07']), c),
-    )
-    with torch.no_grad():
-        results = {key: call() for key, call in calls.items() if keys is None or key in keys}
-    for key, value in results.items():
-        assert _max_diff(value, ref[key]) <= TOL, key
 
 
 def _set_variables(stub, variables):
@@ -99,7 +74,7 @@ def test_converted_structure(tf_tiny, mode):
 def test_outputs_match_official(tf_tiny, mode):
     ref, _meta, loaded = tf_tiny
     data = loaded[mode]
-    _check_outputs(ref, data['G_ema'], data['G'], data['D'])
+    check_official_outputs(ref, data['G_ema'], data['G'], data['D'])
 
 
 def test_every_tf_variable_is_used_once(tf_tiny):
@@ -118,7 +93,7 @@ def test_every_tf_variable_is_used_once(tf_tiny):
 def test_repickle_and_reload(tf_tiny):
     ref, _meta, loaded = tf_tiny
     again = legacy.load_network_pkl(io.BytesIO(pickle.dumps(loaded['normal'])), safe=True)
-    _check_outputs(ref, again['G_ema'], again['G'], again['D'], keys=SPOT_CHECKS)
+    check_official_outputs(ref, again['G_ema'], again['G'], again['D'], keys=SPOT_CHECKS)
 
 #----------------------------------------------------------------------------
 # Progressive-growing TF networks name their RGB layers per level of detail.
