@@ -169,3 +169,14 @@ def get_plugin_or_none(op_name, module_name, sources, **build_kwargs):
     return None
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Build arguments of the plugin of one op in torch_utils/ops: sources <op>.cpp
+# and <op>.cu beside the op, module <op>_plugin, fast math. Used as
+# get_plugin_or_none(**op_plugin_kwargs('bias_act')).
+
+def op_plugin_kwargs(op_name):
+    ops_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ops')
+    return dict(op_name=op_name, module_name=f'{op_name}_plugin',
+                sources=[os.path.join(ops_dir, f'{op_name}.cpp'), os.path.join(ops_dir, f'{op_name}.cu')],
+                extra_cuda_cflags=['--use_fast_math'])

@@ -2,18 +2,14 @@
 kernel's math emulated on the host, the CUDA autograd wiring on CPU, and CUDA-vs-twin on a GPU."""
 
 import ctypes
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from torch_utils.ops import bias_act
+from host_harness import compile_harness
 
-OPS_DIR = os.path.dirname(os.path.abspath(bias_act.__file__))
 ACTS = list(bias_act.activation_funcs)
 
 #----------------------------------------------------------------------------
@@ -167,21 +163,9 @@ EXPORT(bias_act_host_f32, float)
 EXPORT(bias_act_host_f64, double)
 '''
 
-def _compile_harness(tmp_path_factory, name, source):
-    compiler = shutil.which('c++') or shutil.which('g++') or shutil.which('clang++')
-    if compiler is None or sys.platform == 'win32':
-        pytest.skip('no C++ compiler available to emulate the CUDA kernel on the host')
-    out_dir = tmp_path_factory.mktemp(name)
-    src, lib = out_dir / f'{name}.cpp', out_dir / f'{name}.so'
-    src.write_text(source)
-    cmd = [compiler, '-std=c++11', '-O1', '-Wall', '-Werror', '-shared', '-fPIC', f'-I{OPS_DIR}', str(src), '-o', str(lib)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return ctypes.CDLL(str(lib))
-
 @pytest.fixture(scope='module')
 def harness(tmp_path_factory):
-    lib = _compile_harness(tmp_path_factory, 'bias_act_host', HARNESS_SOURCE)
+    lib = compile_harness(tmp_path_factory, 'bias_act_host', HARNESS_SOURCE)
     for fn in (lib.bias_act_host_f32, lib.bias_act_host_f64):
         fn.restype = None
         fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 5 + [ctypes.c_double] * 3

@@ -3,10 +3,6 @@ against a float64 numpy/scipy reference, gradients of order 1-2, the CUDA kernel
 the CUDA autograd wiring on CPU, and CUDA-vs-twin on a GPU."""
 
 import ctypes
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +10,8 @@ import scipy.signal
 import torch
 
 from torch_utils.ops import upfirdn2d
+from host_harness import compile_harness
 
-OPS_DIR = os.path.dirname(os.path.abspath(upfirdn2d.__file__))
 
 #----------------------------------------------------------------------------
 # Independent float64 reference: zero insertion, zero padding / cropping, scipy's true 2-D
@@ -283,21 +279,9 @@ EXPORT(upfirdn2d_host_f32, float)
 EXPORT(upfirdn2d_host_f64, double)
 '''
 
-def _compile_harness(tmp_path_factory, name, source):
-    compiler = shutil.which('c++') or shutil.which('g++') or shutil.which('clang++')
-    if compiler is None or sys.platform == 'win32':
-        pytest.skip('no C++ compiler available to emulate the CUDA kernels on the host')
-    out_dir = tmp_path_factory.mktemp(name)
-    src, lib = out_dir / f'{name}.cpp', out_dir / f'{name}.so'
-    src.write_text(source)
-    cmd = [compiler, '-std=c++11', '-O1', '-Wall', '-Werror', '-shared', '-fPIC', f'-I{OPS_DIR}', str(src), '-o', str(lib)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return ctypes.CDLL(str(lib))
-
 @pytest.fixture(scope='module')
 def harness(tmp_path_factory):
-    lib = _compile_harness(tmp_path_factory, 'upfirdn2d_host', HARNESS_SOURCE)
+    lib = compile_harness(tmp_path_factory, 'upfirdn2d_host', HARNESS_SOURCE)
     for fn in (lib.upfirdn2d_host_f32, lib.upfirdn2d_host_f64):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_double] + [ctypes.c_int] * 4

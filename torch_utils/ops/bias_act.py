@@ -1,7 +1,6 @@
 """Fused bias + activation + gain + clamp (CUDA kernel with a pure-PyTorch twin, impl='ref')."""
 
 import functools
-import os
 
 import numpy as np
 import torch
@@ -34,11 +33,7 @@ activation_funcs = {
 # The compiled plugin, or None when it cannot be built (custom_ops warns once and remembers).
 
 def _plugin():
-    src_dir = os.path.dirname(os.path.abspath(__file__))
-    return custom_ops.get_plugin_or_none(
-        op_name='bias_act', module_name='bias_act_plugin',
-        sources=[os.path.join(src_dir, 'bias_act.cpp'), os.path.join(src_dir, 'bias_act.cu')],
-        extra_cuda_cflags=['--use_fast_math'])
+    return custom_ops.get_plugin_or_none(**custom_ops.op_plugin_kwargs('bias_act'))
 
 def _init():
     return _plugin() is not None

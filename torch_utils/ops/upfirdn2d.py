@@ -3,7 +3,6 @@ impl='ref'), plus filter setup and the filter2d / upsample2d / downsample2d wrap
 
 import functools
 import numbers
-import os
 
 import numpy as np
 import torch
@@ -16,11 +15,7 @@ from . import conv2d_gradfix
 # The compiled plugin, or None when it cannot be built (custom_ops warns once and remembers).
 
 def _plugin():
-    src_dir = os.path.dirname(os.path.abspath(__file__))
-    return custom_ops.get_plugin_or_none(
-        op_name='upfirdn2d', module_name='upfirdn2d_plugin',
-        sources=[os.path.join(src_dir, 'upfirdn2d.cpp'), os.path.join(src_dir, 'upfirdn2d.cu')],
-        extra_cuda_cflags=['--use_fast_math'])
+    return custom_ops.get_plugin_or_none(**custom_ops.op_plugin_kwargs('upfirdn2d'))
 
 def _init():
     return _plugin() is not None
