@@ -17,7 +17,7 @@ import torch
 import dnnlib
 from metrics import metric_utils
 from priors import features
-from priors import prior_file
+from priors.gmm import prior_file
 
 #----------------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ def _load_prior_file(path):
     if path is None:
         return None
     try:
-        prior_metrics = importlib.import_module('priors.metrics')
+        prior_metrics = importlib.import_module('priors.gmm.metrics')
     except ModuleNotFoundError as err:
         raise click.ClickException(f'--prior-file needs the priors package, which is not available here ({err})') from err
     try:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from priors import gmm_math  # noqa: E402  (needs the repo root on sys.path)
+from priors.gmm import gmm_math  # noqa: E402  (needs the repo root on sys.path)
 from priors.gmm import GaussianMixture  # noqa: E402
 
 #----------------------------------------------------------------------------

@@ -2,11 +2,10 @@
 
 The core (`training/`, `metrics/`, `torch_utils/`) never imports this package. `train.py` and
 `calc_metrics.py` each `import priors` once; importing it runs the registrations of its submodules:
-feature extractors (`features`), priors for `--prior=NAME` (`registry`, `gmm_prior`) and the prior
-metrics `qs50k`, `dds50k`, `qs10k`, `dds10k` (`metrics`). `priors.cli` holds train.py's options.
+feature extractors (`features`), priors for `--prior=NAME` (`registry`, one sub-package per paper:
+`gmm`) and their metrics (`gmm`: `qs50k`, `dds50k`, `qs10k`, `dds10k`). `priors.cli` holds train.py's options.
 """
 
 from priors import features   # noqa: F401  registers the feature extractors
 from priors import registry   # noqa: F401  the prior registry (registers 'none')
-from priors import gmm_prior  # noqa: F401  registers 'gmm'
-from priors import metrics    # noqa: F401  registers QS and DDS
+from priors import gmm        # noqa: F401  registers 'gmm' and its metrics (QS, DDS)

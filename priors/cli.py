@@ -18,8 +18,8 @@ import click
 import dnnlib
 from priors import base
 from priors import features
-from priors import gmm_prior  # pylint: disable=unused-import  (registers 'gmm')
-from priors import prior_file
+from priors.gmm import prior as gmm_prior  # pylint: disable=unused-import  (registers 'gmm')
+from priors.gmm import prior_file
 from priors import registry
 
 #----------------------------------------------------------------------------

@@ -14,8 +14,8 @@ import priors  # registers the prior metrics
 from metrics import metric_main
 from metrics import metric_utils
 from priors import features
-from priors import metrics as prior_metrics
-from priors import prior_file
+from priors.gmm import metrics as prior_metrics
+from priors.gmm import prior_file
 from torch_utils import misc
 from training import synthetic
 

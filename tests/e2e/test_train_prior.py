@@ -12,8 +12,8 @@ import torch
 import dnnlib
 import legacy
 from priors import cli
-from priors.gmm_prior import GMMPrior, per_image_weights, prior_state_from_snapshot
-from priors.prior_file import PriorFile
+from priors.gmm.prior import GMMPrior, per_image_weights, prior_state_from_snapshot
+from priors.gmm.prior_file import PriorFile
 from torch_utils import misc
 from torch_utils import training_stats
 from training import training_loop as training_loop_module

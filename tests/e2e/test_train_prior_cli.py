@@ -11,8 +11,8 @@ import calc_metrics
 import dnnlib
 import legacy
 import train
-from priors import gmm_prior
-from priors import metrics as prior_metrics
+from priors.gmm import prior as gmm_prior
+from priors.gmm import metrics as prior_metrics
 from training import synthetic
 
 pytestmark = pytest.mark.slow

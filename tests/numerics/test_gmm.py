@@ -14,7 +14,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-from priors import gmm_math
+from priors.gmm import gmm_math
 from priors.gmm import GaussianMixture
 from torch_utils import persistence
 
@@ -279,10 +279,10 @@ def test_pickle_with_foreign_source_is_rebuilt_as_our_class():
     torch.testing.assert_close(clone.score_samples(x), gmm.score_samples(x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize('filename', ['gmm.py', 'pca.py'])
+@pytest.mark.parametrize('filename', ['mixture.py', 'pca.py'])
 def test_estimator_modules_import_only_pickle_safe_names(filename):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    with open(os.path.join(root, 'priors', filename), encoding='utf-8') as f:
+    with open(os.path.join(root, 'priors', 'gmm', filename), encoding='utf-8') as f:
         tree = ast.parse(f.read())
     imported = set()
     for node in ast.walk(tree):
@@ -290,7 +290,7 @@ def test_estimator_modules_import_only_pickle_safe_names(filename):
             imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.update(f'{node.module}.{alias.name}' for alias in node.names)
-    allowed = {'math', 'warnings', 'numpy', 'torch', 'torch_utils.persistence', 'torch_utils.misc', 'priors.gmm_math'}
+    allowed = {'math', 'warnings', 'numpy', 'torch', 'torch_utils.persistence', 'torch_utils.misc', 'priors.gmm.gmm_math'}
     assert imported <= allowed, sorted(imported - allowed)
 
 #----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""priors.gmm_math against independent float64 references (scipy.stats, explicit loops), identities, gradcheck and chunking."""
+"""priors.gmm.gmm_math against independent float64 references (scipy.stats, explicit loops), identities, gradcheck and chunking."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import scipy.stats
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from priors import gmm_math
+from priors.gmm import gmm_math
 
 #----------------------------------------------------------------------------
 # A random mixture problem in float64 numpy: samples, weights summing to 1,

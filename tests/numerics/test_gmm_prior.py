@@ -1,4 +1,4 @@
-"""Numerical tests of the PriorGAN math in priors/gmm_prior.py: hand-computed Eq. 5-8 and per-image weights, NaN-free edge cases, gradcheck of the quality loss in float64."""
+"""Numerical tests of the PriorGAN math in priors/gmm/prior.py: hand-computed Eq. 5-8 and per-image weights, NaN-free edge cases, gradcheck of the quality loss in float64."""
 
 import math
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from priors import gmm_math
+from priors.gmm import gmm_math
 from priors.gmm import GaussianMixture
 from torch_utils import training_stats
-from priors.gmm_prior import (GMMPrior, diversity_difference_score, diversity_distance, per_image_weights, quality_loss,
+from priors.gmm.prior import (GMMPrior, diversity_difference_score, diversity_distance, per_image_weights, quality_loss,
                               resampled_frequencies, smoothed_frequencies)
 
 def _f64(values):

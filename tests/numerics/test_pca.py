@@ -1,4 +1,4 @@
-"""priors.pca.PCA against scikit-learn's PCA (full SVD) up to component signs, plus gradients, errors and saved state."""
+"""priors.gmm.pca.PCA against scikit-learn's PCA (full SVD) up to component signs, plus gradients, errors and saved state."""
 
 import io
 import pickle
@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.decomposition import PCA as SklearnPCA
 
-from priors.pca import PCA
+from priors.gmm.pca import PCA
 from torch_utils import persistence
 
 #----------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import torch
 import priors  # registers the prior metrics
 from metrics import metric_main
 from metrics import metric_utils
-from priors import metrics as prior_metrics
-from priors import prior_file
+from priors.gmm import metrics as prior_metrics
+from priors.gmm import prior_file
 
 #----------------------------------------------------------------------------
 # A small prior fitted on two well separated clusters of random features,

@@ -1,4 +1,4 @@
-"""Unit tests for priors/pictures.py: component grids and frequency bar charts are valid PNGs of the documented size, written atomically."""
+"""Unit tests for priors/gmm/pictures.py: component grids and frequency bar charts are valid PNGs of the documented size, written atomically."""
 
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from priors import pictures
+from priors.gmm import pictures
 
 #----------------------------------------------------------------------------
 

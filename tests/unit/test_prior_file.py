@@ -1,4 +1,4 @@
-"""Unit tests for priors/prior_file.py and build_prior.py: building on a tiny synthetic dataset, metadata, the cache, validation errors and the CLI."""
+"""Unit tests for priors/gmm/prior_file.py and build_prior.py: building on a tiny synthetic dataset, metadata, the cache, validation errors and the CLI."""
 
 import os
 import shutil
@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 import build_prior
 import dnnlib
-from priors import features, prior_file
-from priors.prior_file import PriorFileError, load_prior
+from priors import features
+from priors.gmm import prior_file
+from priors.gmm.prior_file import PriorFileError, load_prior
 from training.dataset import ImageFolderDataset
 from training.synthetic import make_synthetic_dataset
 

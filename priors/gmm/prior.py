@@ -39,8 +39,8 @@ import torch
 import dnnlib
 from priors import base
 from priors import features as features_module
-from priors import pictures
-from priors import prior_file as prior_file_module
+from priors.gmm import pictures
+from priors.gmm import prior_file as prior_file_module
 from priors import registry
 from torch_utils import training_stats
 

@@ -11,7 +11,7 @@ tensors, so torch.load(weights_only=True) reads it without running any code:
                     num_channels, xflip, fingerprint (content), selection (which images, mirrored or not)
     settings        dict(components, pca, reg_covar, seed, max_images, covariance_type, tol, max_iter, n_init)
     num_images      N, the number of images the prior was fitted on: dataset items 0 .. N-1
-    pca             None, or dict(kwargs, state_dict) of priors.pca.PCA
+    pca             None, or dict(kwargs, state_dict) of priors.gmm.pca.PCA
     gmm             dict(kwargs, state_dict) of priors.gmm.GaussianMixture (fitted on the PCA projections)
     assignments     dict(nearest=int64 [N], argmax=int64 [N]): each real image's component by the paper's
                     rule (nearest component mean, §3.3) and by largest responsibility
@@ -39,9 +39,9 @@ import torch
 import dnnlib
 from metrics import metric_utils
 from priors import features as features_module
-from priors import pictures
-from priors.gmm import GaussianMixture
-from priors.pca import PCA
+from priors.gmm import pictures
+from priors.gmm.mixture import GaussianMixture
+from priors.gmm.pca import PCA
 
 #----------------------------------------------------------------------------
 

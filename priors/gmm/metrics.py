@@ -20,7 +20,7 @@ A component that holds no real or no generated image just adds |f^r - f^g|.
 
 Where the prior comes from (first match):
   - MetricOptions.prior_file: a prior-file path, the plain prior-file dict, or
-    a loaded priors.prior_file.PriorFile (calc_metrics.py --prior-file=PATH;
+    a loaded priors.gmm.prior_file.PriorFile (calc_metrics.py --prior-file=PATH;
     the training loop passes the run's prior);
   - the GMM prior state of MetricOptions.snapshot, a training snapshot of a
     run with --prior=gmm (resume_state['ranks'][0]['loss']['priors']['gmm']
@@ -41,8 +41,8 @@ import torch
 from metrics import metric_main
 from metrics import metric_utils
 from priors import features as features_module
-from priors import gmm_prior
-from priors import prior_file as prior_file_module
+from priors.gmm import prior as gmm_prior
+from priors.gmm import prior_file as prior_file_module
 
 #----------------------------------------------------------------------------
 # Number of generated images of each metric (read at call time, so tests can

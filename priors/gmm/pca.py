@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from torch_utils import persistence
-from priors import gmm_math
+from priors.gmm import gmm_math
 
 #----------------------------------------------------------------------------
 
