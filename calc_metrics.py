@@ -11,6 +11,7 @@ import torch
 
 import dnnlib
 import legacy
+from dnnlib import cli
 from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
@@ -53,7 +54,8 @@ def evaluate_metrics(rank, args):
     progress = metric_utils.ProgressMonitor(verbose=args.verbose)
     results = metric_main.calc_metrics(args.metrics, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
                                        rank=rank, device=device, progress=progress, prior_file=args.prior_file,
-                                       snapshot=args.snapshot)
+                                       snapshot=args.snapshot, prior_sampling=args.get('prior_sampling', True),
+                                       classifier=args.get('classifier'))
     if rank == 0:
         for result in results:
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
@@ -97,11 +99,16 @@ def _pick_device(name, gpus):
         if gpus > torch.cuda.device_count():
             raise click.ClickException(f'--gpus={gpus}, but only {torch.cuda.device_count()} CUDA device(s) are visible; '
                                        f'lower --gpus or use --device=cpu')
+    else:
+        cli.check_cpu_processes(gpus)
     return device
 
+# (resolved path, snapshot dict) of --network.
 def _load_G(network_pkl, safe_load):
-    if not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
-        raise click.ClickException(f'--network: file not found: "{network_pkl}"')
+    try:
+        network_pkl = legacy.resolve_network_pkl(network_pkl)
+    except legacy.NetworkPickleError as err:
+        raise click.ClickException(f'--network: {err}') from err
     try:
         with dnnlib.util.open_url(network_pkl, verbose=True) as f:
             data = legacy.load_network_pkl(f, safe=safe_load)
@@ -109,7 +116,7 @@ def _load_G(network_pkl, safe_load):
         raise click.ClickException(f'--network: {err}') from err
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
         raise click.ClickException(f'--network: cannot load "{network_pkl}": {err}') from err
-    return data
+    return network_pkl, data
 
 # Dataset kwargs from --data or the pickle, made to match G; the dataset is opened once to check it.
 def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
@@ -124,7 +131,10 @@ def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
     if mirror is not None:
         kwargs.xflip = mirror
     try:
-        dnnlib.util.construct_class_by_name(**kwargs).close()
+        dataset = dnnlib.util.construct_class_by_name(**kwargs)
+        if hasattr(dataset, 'check_all_images'):
+            dataset.check_all_images()  # a bad image fails now, not in the middle of the metric
+        dataset.close()
     except (OSError, ValueError) as err:
         raise click.ClickException(f'--data: {err}') from err
     return kwargs
@@ -146,7 +156,7 @@ def _load_prior_file(path):
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
-@click.option('--network', 'network_pkl', help='Network pickle (path or URL)', metavar='PATH', required=True)
+@click.option('--network', 'network_pkl', help='Network pickle (path or URL), or a training run folder (its newest snapshot)', metavar='PATH', required=True)
 @click.option('--metrics', help=f'Metrics to compute, comma-separated: {", ".join(metric_main.list_valid_metrics())}', metavar='LIST', default='fid50k_full', show_default=True)
 @click.option('--data', help='Dataset to compare against  [default: the training set recorded in the pickle]', metavar='PATH')
 @click.option('--mirror', help='Add x-flipped copies of the reals  [default: as recorded in the pickle]', type=bool, metavar='BOOL')
@@ -155,7 +165,9 @@ def _load_prior_file(path):
 @click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
 @click.option('--prior-file', help='Prior file of the prior metrics (qs*, dds*), from build_prior.py  [default: the prior of a snapshot trained with --prior=gmm]', metavar='FILE')
-def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_file):
+@click.option('--prior-sampling', help='Generate through the sample-time transform stored in the snapshot by its priors (e.g. the masked prior); false = plain N(0, I) latents', type=bool, default=True, metavar='BOOL', show_default=True)
+@click.option('--classifier', help='Classifier of mode10k/miss100k: a train_classifier.py file (read with weights_only=True: no code runs) or a TorchScript module (its TorchScript code runs)  [default: $SG2ADA_CLASSIFIER]', metavar='FILE')
+def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_file, prior_sampling=True, classifier=None):
     """Calculate quality metrics for a network pickle.
 
     \b
@@ -178,10 +190,12 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
     """
     metric_names = _parse_metrics(metrics)
     device = _pick_device(device, gpus)
-    snapshot = _load_G(network_pkl, safe_load)
+    network_pkl, snapshot = _load_G(network_pkl, safe_load)
     G = snapshot['G_ema']
     dataset_kwargs = _dataset_kwargs(data, mirror, snapshot, G, network_pkl)
     prior = _load_prior_file(prior_file)
+    if classifier is not None and not os.path.isfile(classifier):
+        raise click.ClickException(f'--classifier: file not found: "{classifier}"; train one with train_classifier.py')
 
     # A snapshot inside a run folder reports into that folder.
     run_dir = None
@@ -190,7 +204,8 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
         if os.path.isfile(os.path.join(folder, 'training_options.json')):
             run_dir = folder
     args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, verbose=verbose,
-                           run_dir=run_dir, network_pkl=network_pkl, device=device, prior_file=prior, snapshot=snapshot)
+                           run_dir=run_dir, network_pkl=network_pkl, device=device, prior_file=prior, snapshot=snapshot,
+                           prior_sampling=prior_sampling, classifier=classifier)
     if verbose:
         print(f'Metrics: {", ".join(metric_names)}; dataset: {dataset_kwargs.get("path")}; device: {device}; processes: {gpus}')
         print(f'Results go to {run_dir}' if run_dir is not None else 'Results are printed only (no training run folder).')
@@ -205,7 +220,8 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
             with tempfile.TemporaryDirectory() as temp_dir:
                 torch.multiprocessing.start_processes(_spawned_process, args=(args, temp_dir), nprocs=gpus, start_method='spawn')
     except (metric_utils.DetectorUnavailableError, metric_utils.MetricOptionsError) as err:
-        raise click.ClickException(str(err)) from err
+        option = getattr(err, 'option', None)  # the metric option at fault -> its flag here
+        raise click.ClickException((f'--{option.replace("_", "-")}: ' if option else '') + str(err)) from err
 
 #----------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import numpy as np
 import PIL.Image
 
 import dnnlib
+from dnnlib import cli
 from training import dataset as dataset_module
 from training import synthetic
 
@@ -313,6 +314,38 @@ def _check_image(img, name, first):
     return img
 
 #----------------------------------------------------------------------------
+# Labels as train.py reads them: every image a class index (int >= 0), or
+# every image a list of numbers of one length. Returns a short description.
+
+def _check_label(label, name):
+    if isinstance(label, bool) or not isinstance(label, (int, list)):
+        raise click.ClickException(f"--source: '{name}' has label {label!r} (a {type(label).__name__}); labels must be class "
+                                   f"indices (integers >= 0) or lists of numbers; fix dataset.json")
+    if isinstance(label, int) and label < 0:
+        raise click.ClickException(f"--source: '{name}' has label {label}; class indices must be >= 0; fix dataset.json")
+    if isinstance(label, list) and not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in label):
+        raise click.ClickException(f"--source: '{name}' has label {label!r}; a label list must hold finite numbers only; fix dataset.json")
+
+def _check_labels(labels, names):
+    missing = [name for name, label in zip(names, labels) if label is None]
+    if len(missing) == len(labels):
+        return 'none (unconditional dataset)'
+    if missing:
+        raise click.ClickException(f"--source: {len(missing)} of {len(labels)} images have no label (e.g. '{missing[0]}') while "
+                                   f"the others have one; give every image a label in dataset.json, or remove the labels "
+                                   f"for an unconditional dataset")
+    kinds = {type(label[1]) for label in labels}
+    if len(kinds) > 1:
+        raise click.ClickException('--source: the labels mix class indices (integers) and lists; use one kind for all images')
+    if kinds == {int}:
+        return f'class indices 0-{max(label[1] for label in labels)}'
+    lengths = {len(label[1]) for label in labels}
+    if len(lengths) > 1:
+        raise click.ClickException(f'--source: the label lists have different lengths ({", ".join(map(str, sorted(lengths)))}); '
+                                   f'give every image a list of the same length')
+    return f'lists of {lengths.pop()} numbers'
+
+#----------------------------------------------------------------------------
 
 @click.command()
 @click.option('--source', help='Input: folder, .zip, *_lmdb folder, cifar-10-python.tar.gz, train-images-idx3-ubyte.gz or "synthetic"', required=True, metavar='PATH')
@@ -355,10 +388,13 @@ def convert_dataset(
 
     \b
     Output (--dest): PNG files '00000/img00000000.png', ... plus dataset.json
-    with "labels" (null unless every image has one). Synthetic data also
+    with "labels": null when no image has one; an error when only some do.
+    A label is a class index (integer >= 0) or a list of numbers, the same
+    kind for every image; anything else is refused. Synthetic data also
     records each image's mode under "modes" and its settings under
     "synthetic"; both survive later conversions. A .zip destination is
-    written atomically; a folder destination must be empty or absent.
+    written atomically and must not exist yet (an existing dataset is never
+    replaced); a folder destination must be empty or absent.
 
     \b
     Images are converted to RGB or grayscale, must come out square with a
@@ -382,6 +418,13 @@ def convert_dataset(
     defaults = dict(num=2000, res=32, modes=synthetic.DEFAULT_NUM_MODES, freqs=None, seed=0, cond=False)
     synthetic_opts = dnnlib.EasyDict({k: synthetic_kwargs[f'synthetic_{k}'] if synthetic_kwargs[f'synthetic_{k}'] is not None else v
                                       for k, v in defaults.items()})
+    if dest.lower().endswith('.zip'):
+        if os.path.isfile(dest):
+            raise click.ClickException(f"--dest: '{dest}' already exists; delete it first or choose another --dest "
+                                       f"(dataset_tool.py never replaces a dataset)")
+        cli.check_output_file(dest, '--dest')
+    else:
+        cli.check_output_folder(dest, '--dest')
     try:
         writer = dataset_module.DatasetWriter(dest)
     except ValueError as err:
@@ -391,7 +434,7 @@ def convert_dataset(
 
     # Convert and write every image; the destination appears only if all succeed.
     first = None
-    labels, modes = [], []
+    labels, modes, names = [], [], []
     progress = _Progress(num_images)
     with writer:
         for idx, item in enumerate(items):
@@ -401,21 +444,25 @@ def convert_dataset(
             img = _check_image(img, item.name, first)
             if first is None:
                 first = (item.name, (img.shape[0], img.shape[1], img.shape[2] if img.ndim == 3 else 1))
+            if item.label is not None:
+                _check_label(item.label, item.name)
             name = dataset_module.image_archive_name(idx)
             writer.add_image(name, img)
+            names.append(item.name)
             labels.append(None if item.label is None else [name, item.label])
             modes.append(None if item.mode is None else [name, item.mode])
             progress.update(idx + 1)
         if first is None:
             raise click.ClickException(f"--source: no images to write from '{source}'")
 
-        # dataset.json: labels only if every image has one, likewise modes.
+        # dataset.json: labels if every image has one (some but not all is an error), modes likewise.
+        label_text = _check_labels(labels, names)
         meta = {'labels': labels if all(x is not None for x in labels) else None}
         if all(x is not None for x in modes):
             meta['modes'] = modes
             meta.update(extra_meta)
         writer.write_metadata(meta)
-    print(f"Wrote {len(labels)} images to '{dest}'")
+    print(f"Wrote {len(labels)} images to '{dest}'; labels: {label_text}")
 
 #----------------------------------------------------------------------------
 

@@ -11,14 +11,24 @@ import torch
 
 import dnnlib
 import legacy
+from dnnlib import cli
 from torch_utils import misc
+from training import sampling
+from training import toy_networks
+from training import toy_pictures
 
 #----------------------------------------------------------------------------
 # Command-line value holding a list of ints: "1,5,9", "0-3" (inclusive) or
-# any comma-separated mix of the two such as "0-3,7".
+# any comma-separated mix of the two such as "0-3,7"; each at most max_value
+# (seeds: numpy's RandomState takes 0 ... 2**32 - 1).
+
+MAX_SEED = 2**32 - 1
 
 class IntList(click.ParamType):
     name = 'LIST'
+
+    def __init__(self, max_value=None, what='value'):
+        self.max_value, self.what = max_value, what
 
     def convert(self, value, param, ctx):
         if isinstance(value, (list, tuple)):
@@ -32,6 +42,10 @@ class IntList(click.ParamType):
             last = int(match.group(2)) if match.group(2) is not None else first
             if last < first:
                 self.fail(f'range "{part.strip()}" in "{value}" runs backwards; write it as "{last}-{first}"', param, ctx)
+            if self.max_value is not None and last > self.max_value:
+                self.fail(f'{self.what} {last} in "{value}" is out of range; use {self.what}s from 0 to {self.max_value}', param, ctx)
+            if last - first >= 10**7:
+                self.fail(f'range "{part.strip()}" in "{value}" holds {last - first + 1} {self.what}s; give fewer', param, ctx)
             result.extend(range(first, last + 1))
         return result
 
@@ -67,8 +81,14 @@ def pick_device(name):
 # The G_ema generator of a network pickle (local path or URL), on `device`.
 
 def load_generator(network_pkl, device, safe_load=False):
-    if not dnnlib.util.is_url(network_pkl, allow_file_urls=True) and not os.path.isfile(network_pkl):
-        raise click.ClickException(f'--network: file not found: "{network_pkl}"')
+    return load_network(network_pkl, device, safe_load=safe_load)['G_ema']
+
+# The whole network pickle (a dict), its G_ema moved to `device`.
+def load_network(network_pkl, device, safe_load=False):
+    try:
+        network_pkl = legacy.resolve_network_pkl(network_pkl)
+    except legacy.NetworkPickleError as err:
+        raise click.ClickException(f'--network: {err}') from err
     print(f'Loading networks from "{network_pkl}"...')
     try:
         with dnnlib.util.open_url(network_pkl) as f:
@@ -79,7 +99,42 @@ def load_generator(network_pkl, device, safe_load=False):
         raise click.ClickException(f'--network: cannot load "{network_pkl}": {err}') from err
     if 'G_ema' not in data:
         raise click.ClickException(f'--network: "{network_pkl}" holds no G_ema generator (keys: {", ".join(data)})')
-    return data['G_ema'].to(device)
+    data['G_ema'] = data['G_ema'].to(device)
+    return data
+
+# The snapshot's sample-time latent transform (training.sampling; the identity for plain snapshots).
+def load_transform(data, enabled):
+    try:
+        transform = sampling.load_sample_transform(data, enabled=enabled)
+    except (ValueError, ImportError, AttributeError) as err:
+        raise click.ClickException(f'--prior-sampling: cannot rebuild the snapshot\'s sample-time transform ({err}); '
+                                   f'use --prior-sampling=false to sample plain latents') from err
+    if len(transform) > 0:
+        print(f'Sampling latents through the snapshot\'s transform: {", ".join(spec["class_name"] for spec in transform.specs)} '
+              f'(--prior-sampling=false to switch it off)')
+    return transform
+
+#----------------------------------------------------------------------------
+# The "w" array of a projector.py .npz file, checked to be finite numbers.
+
+def load_projected_w(path):
+    try:
+        data = np.load(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise click.ClickException(f'--projected-w: "{path}" is not a .npz file written by projector.py ({err})') from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise click.ClickException(f'--projected-w: "{path}" holds a single array (.npy), but a .npz file with an array '
+                                   f'named "w" is needed, as projector.py writes')
+    with data:
+        if 'w' not in data.files:
+            raise click.ClickException(f'--projected-w: "{path}" has no array named "w" (found: {", ".join(data.files) or "none"})')
+        try:
+            w = np.asarray(data['w'], dtype=np.float32)
+        except (ValueError, TypeError) as err:
+            raise click.ClickException(f'--projected-w: "w" in "{path}" is not numeric ({err})') from err
+    if not np.isfinite(w).all():
+        raise click.ClickException(f'--projected-w: "w" in "{path}" contains NaN or infinite values')
+    return w
 
 #----------------------------------------------------------------------------
 # One-hot class label [1, c_dim] (an empty [1, 0] tensor for unconditional G).
@@ -142,14 +197,17 @@ def check_grid_size(grid_size, num_images):
 # Float images [N, C, H, W] in [-1, 1] -> list of uint8 [H, W, C] arrays.
 
 def to_pixels(img):
+    if not bool(torch.isfinite(img).all()):
+        raise click.ClickException('--network: the generator produced NaN or infinite pixels; its weights are probably '
+                                   'non-finite (a diverged run): use an earlier snapshot')
     return list(misc.images_to_uint8(img).cpu().numpy())
 
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--network', 'network_pkl', help='Network pickle filename or URL', required=True)
-@click.option('--seeds', type=IntList(), help='List of random seeds, e.g. "0-3,7"')
-@click.option('--trunc', 'truncation_psi', type=float, help='Truncation psi', default=1, show_default=True)
+@click.option('--network', 'network_pkl', help='Network pickle filename or URL, or a training run folder (its newest snapshot)', required=True)
+@click.option('--seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='List of random seeds, e.g. "0-3,7"')
+@click.option('--trunc', 'truncation_psi', type=cli.FiniteFloat(), help='Truncation psi', default=1, show_default=True)
 @click.option('--class', 'class_idx', type=click.IntRange(min=0), help='Class label (required for conditional networks)')
 @click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--projected-w', help='Render the W vectors of this .npz file (from projector.py) instead of seeds', type=str, metavar='FILE')
@@ -157,6 +215,8 @@ def to_pixels(img):
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', 'device_name', help='Torch device  [default: cuda if available, else cpu]', type=str)
 @click.option('--safe-load', is_flag=True, help='Load with an allowlist unpickler that refuses anything but network data (for untrusted files)')
+@click.option('--prior-sampling', type=bool, default=True, show_default=True, metavar='BOOL',
+              help='Draw latents through the sample-time transform stored in the snapshot by its priors (e.g. the masked prior); false = plain N(0, I)')
 def generate_images(
     network_pkl: str,
     seeds,
@@ -168,6 +228,7 @@ def generate_images(
     outdir: str,
     device_name,
     safe_load: bool,
+    prior_sampling: bool = True,
 ):
     """Generate images using a pretrained network pickle.
 
@@ -187,25 +248,35 @@ def generate_images(
     python generate.py --outdir=out --projected-w=projected_w.npz --network=net.pkl
     """
     device = pick_device(device_name)
+    cli.check_output_folder(outdir, '--outdir')
     if projected_w is None and not seeds:
         raise click.ClickException('--seeds is required unless --projected-w is given, e.g. --seeds=0-3')
     if projected_w is not None and not os.path.isfile(projected_w):
         raise click.ClickException(f'--projected-w: file not found: "{projected_w}"')
     if projected_w is None and grid_size is not None:
         check_grid_size(grid_size, len(seeds))
-    G = load_generator(network_pkl, device, safe_load=safe_load)
+    data = load_network(network_pkl, device, safe_load=safe_load)
+    G = data['G_ema']
+    transform = load_transform(data, prior_sampling)
     os.makedirs(outdir, exist_ok=True)
     force_fp32 = (device.type == 'cpu')  # half precision is slow on CPU; outputs agree up to fp16 rounding
+
+    # A toy lab generator makes 2-D points: points.npy, points.csv and a scatter plot points.png (docs/toy-lab.md).
+    if toy_networks.is_point_generator(G) and projected_w is None:
+        z = torch.cat([seed_to_z(seed, G.z_dim, device) for seed in seeds])
+        with torch.no_grad():
+            points = sampling.sample(G, z, make_label(G, class_idx, device).repeat(len(seeds), 1), transform=transform,
+                                     truncation_psi=truncation_psi, noise_mode=noise_mode)
+        for path in toy_pictures.save_points(outdir, seeds, points, snapshot=data):
+            print(f'Wrote {path}')
+        return
 
     # Render W vectors from the projector.
     names, images = [], []
     if projected_w is not None:
         if seeds:
             print('warning: --seeds is ignored when --projected-w is given')
-        with np.load(projected_w) as data:
-            if 'w' not in data:
-                raise click.ClickException(f'--projected-w: "{projected_w}" has no array named "w" (found: {", ".join(data.files)})')
-            ws = torch.tensor(data['w'], device=device, dtype=torch.float32)
+        ws = torch.tensor(load_projected_w(projected_w), device=device, dtype=torch.float32)
         if ws.ndim != 3 or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
             raise click.ClickException(f'--projected-w: "w" has shape {list(ws.shape)}, but this network needs [K, {G.num_ws}, {G.w_dim}]')
         if grid_size is not None:
@@ -221,7 +292,7 @@ def generate_images(
         for i, seed in enumerate(seeds):
             print(f'Generating image for seed {seed} ({i + 1}/{len(seeds)}) ...')
             z = seed_to_z(seed, G.z_dim, device)
-            img = G(z, label, truncation_psi=truncation_psi, noise_mode=noise_mode, force_fp32=force_fp32)
+            img = sampling.sample(G, z, label, transform=transform, truncation_psi=truncation_psi, noise_mode=noise_mode, force_fp32=force_fp32)
             names.append(f'seed{seed:04d}.png')
             images += to_pixels(img)
 

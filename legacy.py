@@ -10,6 +10,7 @@ import codecs
 import collections
 import copy
 import functools
+import glob
 import io
 import os
 import pickle
@@ -39,6 +40,9 @@ def load_network_pkl(f, force_fp16=False, safe=False):
         with open(f, 'rb') as file:
             return load_network_pkl(file, force_fp16=force_fp16, safe=safe)
     name = _stream_name(f)
+    if isinstance(f, io.TextIOBase):
+        raise NetworkPickleError(f'{name}: the file is open in text mode; network pickles are binary, '
+                                 f'open them with open(path, "rb")')
     data = _unpickle(f, name, safe)
 
     # Convert TensorFlow pickles.
@@ -50,11 +54,69 @@ def load_network_pkl(f, force_fp16=False, safe=False):
         except ValueError as err:
             raise NetworkPickleError(f'{name}: cannot convert the TensorFlow pickle: {err}') from err
 
-    # Fill in and check the snapshot keys.
-    _check_snapshot(data, name)
+    # Fill in and check the snapshot keys. In normal mode the whole file has been unpickled by now, so
+    # say so: whatever code it carried has run, even though it turned out not to be a network.
+    try:
+        _check_snapshot(data, name)
+    except NetworkPickleError as err:
+        if safe:
+            raise
+        raise NetworkPickleError(f'{err}. Note: the file was unpickled in full, which runs any code it carries; '
+                                 f'open files you do not trust with safe=True (--safe-load)') from None
     if force_fp16:
         _force_fp16(data, name)
     return data
+
+#----------------------------------------------------------------------------
+# What a --network (or --resume) value names, as a pickle path or URL. The one
+# home of this rule for every CLI. Accepted:
+#   a file or URL                      -> itself
+#   a training run folder              -> its newest network-snapshot-<kimg>.pkl
+#   an --outdir holding run folders    -> the newest snapshot of the highest-numbered run that has one
+#   a pattern such as 'runs/00000-*'   -> what it names, if it matches exactly one file or folder
+#                                         (for shells that pass a pattern after '=' on unexpanded)
+# Raises NetworkPickleError naming the value and what was looked for.
+
+_SNAPSHOT_RE = re.compile(r'network-snapshot-(\d+)\.pkl')
+
+def resolve_network_pkl(spec):
+    if not isinstance(spec, str) or spec == '':
+        raise NetworkPickleError(f'expected a network pickle path, URL or run folder, got {spec!r}')
+    if dnnlib.util.is_url(spec, allow_file_urls=True) or os.path.isfile(spec):
+        return spec
+    if os.path.isdir(spec):
+        found = latest_snapshot(spec)
+        if found is None:
+            raise NetworkPickleError(f'"{spec}" is a folder without network-snapshot-*.pkl files (nor run folders '
+                                     f'holding them); give a snapshot file or a training run folder')
+        return found
+    if glob.has_magic(spec):
+        matches = sorted(glob.glob(os.path.expanduser(spec)))
+        if len(matches) == 1:
+            return resolve_network_pkl(matches[0])
+        if not matches:
+            raise NetworkPickleError(f'"{spec}" matches no file or folder; give a snapshot file or a training run folder')
+        shown = ', '.join(f'"{m}"' for m in matches[:5]) + (', ...' if len(matches) > 5 else '')
+        raise NetworkPickleError(f'"{spec}" matches {len(matches)} paths ({shown}); name one of them')
+    raise NetworkPickleError(f'file not found: "{spec}"; give a snapshot file, a training run folder or a URL')
+
+# Newest snapshot in a run folder (highest kimg), or, for a folder of runs,
+# in its highest-numbered run that has one; None when there is none.
+def latest_snapshot(folder):
+    def snapshots(run_dir):
+        names = [(int(m.group(1)), name) for name in os.listdir(run_dir) if (m := _SNAPSHOT_RE.fullmatch(name))]
+        return [os.path.join(run_dir, name) for _, name in sorted(names)]
+    own = snapshots(folder)
+    if own:
+        return own[-1]
+    runs = []
+    for name in os.listdir(folder):
+        run_match = re.match(r'^(\d+)', name)
+        if run_match is not None and os.path.isdir(os.path.join(folder, name)):
+            inner = snapshots(os.path.join(folder, name))
+            if inner:
+                runs.append((int(run_match.group(1)), inner[-1]))
+    return max(runs)[1] if runs else None
 
 #----------------------------------------------------------------------------
 
@@ -522,7 +584,7 @@ def convert_tf_discriminator(tf_D):
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--source', help='Network pickle to read (path or URL)', required=True, metavar='PATH')
+@click.option('--source', help='Network pickle to read (path, URL, or a training run folder: its newest snapshot)', required=True, metavar='PATH')
 @click.option('--dest', help='Where to write the converted snapshot pickle', required=True, metavar='PATH')
 @click.option('--force-fp16', help='Rebuild the networks with FP16 in the 4 highest resolutions', type=bool,
               default=False, show_default=True, metavar='BOOL')
@@ -539,6 +601,12 @@ def convert_network_pickle(source, dest, force_fp16, safe_load):
     \b
     python legacy.py --source=stylegan2-ffhq-config-f.pkl --dest=stylegan2-ffhq-config-f-pt.pkl
     """
+    from dnnlib import cli # pylint: disable=import-outside-toplevel
+    cli.check_output_file(dest, '--dest')
+    try:
+        source = resolve_network_pkl(source)
+    except NetworkPickleError as err:
+        raise click.ClickException(f'--source: {err}') from err
     print(f'Loading "{source}"...')
     try:
         with dnnlib.util.open_url(source) as f:

@@ -6,15 +6,22 @@ import click
 import numpy as np
 import torch
 
-from generate import IntList, load_generator, make_label, pick_device, save_image, to_pixels
+from dnnlib import cli
+from generate import MAX_SEED, IntList, load_network, load_transform, make_label, pick_device, save_image, to_pixels
 
 #----------------------------------------------------------------------------
 # W vectors [num_ws, w_dim] for each seed, truncated towards w_avg on all layers.
+# transform: the snapshot's sample-time latent transform, applied to each seed
+# on its own (as generate.py does), or None.
 
-def seeds_to_ws(G, seeds, label, truncation_psi):
+def seeds_to_ws(G, seeds, label, truncation_psi, transform=None):
     z = np.stack([np.random.RandomState(seed).randn(G.z_dim) for seed in seeds])
     z = torch.from_numpy(z).to(device=label.device, dtype=torch.float32)
-    ws = G.mapping(z, label.expand(len(seeds), -1))
+    c = label.expand(len(seeds), -1)
+    if transform is not None and len(transform) > 0:
+        pairs = [transform(z[i:i + 1], c[i:i + 1]) for i in range(len(seeds))]
+        z, c = torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
+    ws = G.mapping(z, c)
     w_avg = G.mapping.w_avg
     ws = w_avg + (ws - w_avg) * truncation_psi
     return dict(zip(seeds, ws))
@@ -22,16 +29,18 @@ def seeds_to_ws(G, seeds, label, truncation_psi):
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--network', 'network_pkl', help='Network pickle filename or URL', required=True)
-@click.option('--rows', 'row_seeds', type=IntList(), help='Seeds of the rows (they give the styles not replaced)', required=True)
-@click.option('--cols', 'col_seeds', type=IntList(), help='Seeds of the columns (they give the styles in --styles)', required=True)
+@click.option('--network', 'network_pkl', help='Network pickle filename or URL, or a training run folder (its newest snapshot)', required=True)
+@click.option('--rows', 'row_seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='Seeds of the rows (they give the styles not replaced)', required=True)
+@click.option('--cols', 'col_seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='Seeds of the columns (they give the styles in --styles)', required=True)
 @click.option('--styles', 'col_styles', type=IntList(), help='Style layers taken from the column seed', default='0-6', show_default=True)
-@click.option('--trunc', 'truncation_psi', type=float, help='Truncation psi', default=1, show_default=True)
+@click.option('--trunc', 'truncation_psi', type=cli.FiniteFloat(), help='Truncation psi', default=1, show_default=True)
 @click.option('--class', 'class_idx', type=click.IntRange(min=0), help='Class label (required for conditional networks)')
 @click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', 'device_name', help='Torch device  [default: cuda if available, else cpu]', type=str)
 @click.option('--safe-load', is_flag=True, help='Load with an allowlist unpickler that refuses anything but network data (for untrusted files)')
+@click.option('--prior-sampling', type=bool, default=True, show_default=True, metavar='BOOL',
+              help='Draw latents through the sample-time transform stored in the snapshot by its priors; false = plain N(0, I)')
 def generate_style_mix(
     network_pkl: str,
     row_seeds,
@@ -43,6 +52,7 @@ def generate_style_mix(
     outdir: str,
     device_name,
     safe_load: bool,
+    prior_sampling: bool = True,
 ):
     """Generate a style-mixing matrix using a pretrained network pickle.
 
@@ -58,7 +68,10 @@ def generate_style_mix(
     python style_mixing.py --outdir=out --rows=85,100,75 --cols=55,821 --styles=0-6 --network=net.pkl
     """
     device = pick_device(device_name)
-    G = load_generator(network_pkl, device, safe_load=safe_load)
+    cli.check_output_folder(outdir, '--outdir')
+    data = load_network(network_pkl, device, safe_load=safe_load)
+    G = data['G_ema']
+    transform = load_transform(data, prior_sampling)
     bad_styles = [s for s in col_styles if s >= G.num_ws]
     if bad_styles:
         raise click.ClickException(f'--styles: layer(s) {", ".join(map(str, bad_styles))} out of range; '
@@ -70,7 +83,7 @@ def generate_style_mix(
     # Map every distinct seed to W once.
     print('Generating W vectors...')
     all_seeds = list(dict.fromkeys(row_seeds + col_seeds))
-    w_of = seeds_to_ws(G, all_seeds, label, truncation_psi)
+    w_of = seeds_to_ws(G, all_seeds, label, truncation_psi, transform)
 
     # Unmixed images of each seed.
     print('Generating images...')

@@ -10,13 +10,18 @@ import click
 import torch
 
 import dnnlib
+import legacy
+from dnnlib import cli
 import priors  # registers prior metrics and priors
 import priors.cli
 from metrics import metric_main
 from torch_utils import custom_ops
+from torch_utils import misc
 from torch_utils import training_stats
+from training import toy_data
 from training import training_loop as training_loop_module
 from training.augment import augpipe_specs
+from training.loss import GAN_LOSSES
 
 #----------------------------------------------------------------------------
 # Base configs (--cfg). Columns: ref_gpus = GPUs the batch was tuned for
@@ -34,6 +39,9 @@ cfg_specs = {
     'cifar':     dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
     'demo':      dict(ref_gpus=1, kimg=8,      mb=16, mbstd=4,  fmaps=1/32, lrate=0.0025, gamma=0.05, ema=2,  ramp=0.05, map=2,
                       cmax=32, tick=1, snap=2, workers=1),
+    # The toy lab (2-D points, MLP G and D; docs/toy-lab.md): only mb, lrate, gamma, ema, kimg, tick, snap, workers apply.
+    'toy':       dict(ref_gpus=1, kimg=200,    mb=128, mbstd=1,  fmaps=1/32, lrate=0.0005, gamma=0,   ema=0,   ramp=None, map=1,
+                      tick=50, snap=2, workers=0),
 }
 cfg_aliases = {'stylegan': 'stylegan2'}
 cfg_names = ['auto'] + list(cfg_specs) + list(cfg_aliases)
@@ -92,31 +100,56 @@ def _demo_dataset_path():
 # Newest network snapshot below outdir: highest run number, then highest kimg.
 
 def find_latest_snapshot(outdir):
-    found = []
-    if os.path.isdir(outdir):
-        for run in os.listdir(outdir):
-            run_match = re.match(r'^(\d+)', run)
-            if run_match is None or not os.path.isdir(os.path.join(outdir, run)):
-                continue
-            for fname in os.listdir(os.path.join(outdir, run)):
-                snap_match = re.fullmatch(r'network-snapshot-(\d+)\.pkl', fname)
-                if snap_match is not None:
-                    found.append((int(run_match.group(1)), int(snap_match.group(1)), os.path.join(outdir, run, fname)))
-    if not found:
+    found = legacy.latest_snapshot(outdir) if os.path.isdir(outdir) else None
+    if found is None:
         raise click.ClickException(f'--resume=latest: no network-snapshot-*.pkl in the runs under --outdir={outdir}; '
                                    f'give a snapshot path instead')
-    return max(found)[2]
+    return found
 
 #----------------------------------------------------------------------------
-# The 'resume_state' of a pickle (None if it has none).
+# The snapshot dict of a resume pickle, read once at start-up. With --safe-load
+# it is read by the allowlist unpickler, so a hostile file is refused before any
+# of it runs; the training loop's later read of the same file then meets only
+# the known classes this read accepted.
 
-def _peek_resume_state(path):
-    import legacy
+def _load_resume_pickle(path, safe):
     try:
         with dnnlib.util.open_url(path, verbose=False) as f:
-            return legacy.load_network_pkl(f).get('resume_state', None)
+            return legacy.load_network_pkl(f, safe=safe)
+    except legacy.NetworkPickleError as err:  # its message names the file
+        raise click.ClickException(f'--resume: {err}') from err
     except (OSError, ValueError) as err:
         raise click.ClickException(f'--resume: cannot read "{path}": {err}') from err
+
+# Refuse a resume pickle whose G or D does not fit the networks these options
+# build (other --cbase/--cmax/--map, resolution, channels or labels): names
+# and shapes are compared with networks built on the CPU (about a second for
+# the largest configs). An exact resume needs every tensor; a weights-only one
+# (official) the shared names. Skipped when our networks cannot be built here.
+
+def _check_resume_architecture(c, data, path, exact):
+    try:
+        training_set = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+        common = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+        del training_set
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            ours = dict(G=dnnlib.util.construct_class_by_name(**c.G_kwargs, **common),
+                        D=dnnlib.util.construct_class_by_name(**c.D_kwargs, **common))
+    except Exception: # pylint: disable=broad-except
+        return
+    for key, module in ours.items():
+        theirs = dict(misc.named_params_and_buffers(data[key]))
+        for name, tensor in misc.named_params_and_buffers(module):
+            if name not in theirs:
+                if exact:
+                    raise click.ClickException(f'--resume: "{path}" does not match these options: its {key} has no tensor "{name}" '
+                                               f'(another --cbase/--cmax/--map, resolution or --cond?); give the options of the run '
+                                               f'that wrote it, or --resume-exact=0 to copy only the matching weights')
+                continue
+            if tuple(theirs[name].shape) != tuple(tensor.shape):
+                raise click.ClickException(f'--resume: "{path}" does not match these options: {key} tensor "{name}" has shape '
+                                           f'{list(theirs[name].shape)} there but {list(tensor.shape)} here (another --cbase/--cmax/'
+                                           f'--map, resolution, channel count or --cond?); give the options of the run that wrote it')
 
 # Differences between two option dicts, as 'a.b: old -> new' strings.
 def _option_differences(old, new, prefix=''):
@@ -132,42 +165,81 @@ def _option_differences(old, new, prefix=''):
 
 #----------------------------------------------------------------------------
 # Turn the command-line options into the training_loop() kwargs and the run
-# description. Every cross-option check is here; each raises ClickException.
+# description. One builder per group of options, called in the order of the
+# official training_options.json keys; each writes its keys into `c` and runs
+# its own cross-option checks, raising ClickException with the flag at fault.
 
 def setup_training_loop_kwargs(opts):
     opts = dnnlib.EasyDict(opts)
     c = dnnlib.EasyDict()  # training_loop() kwargs, in the official training_options.json order
-    cuda = torch.cuda.is_available()
+    run = _run_basics(opts)
+    _general_kwargs(c, opts, run)
+    dataset_name = _data_kwargs(c, opts, run)
+    spec = _base_spec(run, c.training_set_kwargs.resolution)
+    _network_kwargs(c, opts, run, spec)
+    _optimizer_kwargs(c, opts, spec)
+    _loss_kwargs(c, opts, run, spec)
+    _schedule_kwargs(c, opts, run, spec)
+    _augment_kwargs(c, opts)
+    resume_state, resume_check = _resume_kwargs(c, opts)
+    _performance_kwargs(c, opts, run)
+    _loop_extra_kwargs(c, opts, run)
+    _toy_kwargs(c, opts, run)
+    # Priors (PriorGAN and others): loss, sampler, G and D config, after the dataset and seed are final.
+    priors.cli.configure(c, opts)
+    if resume_check is not None:
+        _check_resume_architecture(c, *resume_check)
+    if resume_state is not None:
+        _check_resume_state(resume_state, c)
+    return c, run_description(c, opts, run, dataset_name)
 
-    # General options.
+# What the builders share: CUDA, process count, the --cfg name and the demo extras (cmax, tick, snap, workers).
+def _run_basics(opts):
+    cuda = torch.cuda.is_available()
     gpus = opts.gpus if opts.gpus is not None else 1
     if cuda and gpus > torch.cuda.device_count():
         raise click.ClickException(f'--gpus={gpus}, but only {torch.cuda.device_count()} CUDA device(s) are visible')
+    if not cuda and not _launched_by_torchrun():
+        cli.check_cpu_processes(gpus)
     cfg_name = opts.cfg if opts.cfg is not None else ('auto' if opts.data is not None else 'demo')
+    if opts.cfg is None and opts.data is not None and toy_data.is_toy_spec(opts.data):
+        cfg_name = 'toy'
     cfg_name = cfg_aliases.get(cfg_name, cfg_name)
-    demo = cfg_specs.get(cfg_name, {})
-    c.num_gpus = gpus
-    snap = opts.snap if opts.snap is not None else demo.get('snap', 50)
-    c.image_snapshot_ticks = c.network_snapshot_ticks = snap
+    return dnnlib.EasyDict(cuda=cuda, gpus=gpus, cfg_name=cfg_name, demo=cfg_specs.get(cfg_name, {}))
+
+# The --cfg hyperparameters (cfg_specs columns) for the dataset resolution.
+def _base_spec(run, res):
+    return dnnlib.EasyDict(_auto_spec(res, run.gpus) if run.cfg_name == 'auto' else cfg_specs[run.cfg_name])
+
+# --gpus, --snap, --metrics, --seed.
+def _general_kwargs(c, opts, run):
+    c.num_gpus = run.gpus
+    c.image_snapshot_ticks = c.network_snapshot_ticks = opts.snap if opts.snap is not None else run.demo.get('snap', 50)
     valid_metrics = metric_main.list_valid_metrics()
     for metric in opts.metrics:
         if metric not in valid_metrics:
             raise click.ClickException(f'--metrics: unknown metric "{metric}"; valid metrics: '
                                        + ', '.join(['none'] + valid_metrics))
     c.metrics = list(opts.metrics)
+    if misc.rank_seed(opts.seed, run.gpus - 1, run.gpus) >= 2**32:  # numpy seeds must be < 2**32
+        raise click.ClickException(f'--seed={opts.seed} is too large for --gpus={run.gpus} (each process seeds with '
+                                   f'seed x gpus + rank < 2**32); use --seed={(2**32 - 1) // run.gpus} or less')
     c.random_seed = opts.seed
 
-    # Dataset: open it once to read its shape and labels.
+# --data, --cond, --subset, --mirror: open the dataset once to read its shape and labels. Returns its name.
+def _data_kwargs(c, opts, run):
     data = opts.data if opts.data is not None else _demo_dataset_path()
-    c.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=True,
-                                            max_size=None, xflip=False)
-    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=cuda, num_workers=3, prefetch_factor=2)
+    dataset_class = 'training.toy_data.ToyDataset' if toy_data.is_toy_spec(data) else 'training.dataset.ImageFolderDataset'
+    c.training_set_kwargs = dnnlib.EasyDict(class_name=dataset_class, path=data, use_labels=True, max_size=None, xflip=False)
+    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=run.cuda, num_workers=3, prefetch_factor=2)
     try:
         training_set = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
         c.training_set_kwargs.resolution = training_set.resolution
         c.training_set_kwargs.use_labels = training_set.has_labels
         c.training_set_kwargs.max_size = len(training_set)
-        desc = training_set.name
+        name = training_set.name
+        if hasattr(training_set, 'check_all_images'):
+            training_set.check_all_images()  # a bad image fails now, not in the middle of the run
         del training_set
     except (OSError, ValueError) as err:
         raise click.ClickException(f'--data: {err}') from err
@@ -175,27 +247,22 @@ def setup_training_loop_kwargs(opts):
         if not c.training_set_kwargs.use_labels:
             raise click.ClickException(f'--cond=1 needs labels, but {data} has none in dataset.json; '
                                        f'add them with dataset_tool.py or use --cond=0')
-        desc += '-cond'
     else:
         c.training_set_kwargs.use_labels = False
     if opts.subset is not None:
         if opts.subset > c.training_set_kwargs.max_size:
             raise click.ClickException(f'--subset={opts.subset} is larger than the dataset ({c.training_set_kwargs.max_size} images)')
-        desc += f'-subset{opts.subset}'
         if opts.subset < c.training_set_kwargs.max_size:
             c.training_set_kwargs.max_size = opts.subset
             c.training_set_kwargs.random_seed = opts.seed
     if opts.mirror:
-        desc += '-mirror'
         c.training_set_kwargs.xflip = True
+    return name
 
-    # Base config.
-    res = c.training_set_kwargs.resolution
-    desc += f'-{cfg_name}' + (f'{gpus}' if cfg_name == 'auto' else '')
-    spec = dnnlib.EasyDict(_auto_spec(res, gpus) if cfg_name == 'auto' else cfg_specs[cfg_name])
+# G and D: --cbase, --cmax, --map, --mbstd-group over the --cfg values (mixed precision is set later by --fp32).
+def _network_kwargs(c, opts, run, spec):
     cbase = opts.cbase if opts.cbase is not None else int(spec.fmaps * 32768)
     cmax = opts.cmax if opts.cmax is not None else spec.get('cmax', 512)
-    mbstd = opts.mbstd_group if opts.mbstd_group is not None else spec.mbstd
     c.G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=512, w_dim=512,
                                  mapping_kwargs=dnnlib.EasyDict(), synthesis_kwargs=dnnlib.EasyDict())
     c.G_kwargs.mapping_kwargs.num_layers = opts.map if opts.map is not None else spec.map
@@ -205,53 +272,61 @@ def setup_training_loop_kwargs(opts):
     c.G_kwargs.synthesis_kwargs.conv_clamp = 256
     c.D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', block_kwargs=dnnlib.EasyDict(),
                                  mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict())
-    c.D_kwargs.epilogue_kwargs.mbstd_group_size = mbstd
+    c.D_kwargs.epilogue_kwargs.mbstd_group_size = opts.mbstd_group if opts.mbstd_group is not None else spec.mbstd
     c.D_kwargs.channel_base = cbase
     c.D_kwargs.channel_max = cmax
     c.D_kwargs.num_fp16_res = 4
     c.D_kwargs.conv_clamp = 256
+    if run.cfg_name == 'cifar':
+        c.D_kwargs.architecture = 'orig'  # disable residual skip connections
+
+# Adam for G and D: --glr, --dlr over the --cfg learning rate.
+def _optimizer_kwargs(c, opts, spec):
     c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
     c.D_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=spec.lrate, betas=[0, 0.99], eps=1e-8)
     if opts.glr is not None:
         c.G_opt_kwargs.lr = opts.glr
     if opts.dlr is not None:
         c.D_opt_kwargs.lr = opts.dlr
+
+# The loss: R1 weight (--gamma over the --cfg value); cifar turns off path length regularization and style mixing.
+def _loss_kwargs(c, opts, run, spec):
     c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=spec.gamma)
+    if run.cfg_name == 'cifar':
+        c.loss_kwargs.pl_weight = 0  # disable path length regularization
+        c.loss_kwargs.style_mixing_prob = 0  # disable style mixing
+    if opts.gamma is not None:
+        c.loss_kwargs.r1_gamma = opts.gamma
+    if opts.gan_loss is not None:
+        c.loss_kwargs.gan_loss = opts.gan_loss
+
+# Length, batch and EMA: --kimg, --batch, --batch-gpu over the --cfg values, with the batch divisibility checks.
+def _schedule_kwargs(c, opts, run, spec):
+    gpus = run.gpus
     c.total_kimg = spec.kimg
     c.batch_size = spec.mb
     c.batch_gpu = max(spec.mb // spec.ref_gpus, 1)
     c.ema_kimg = spec.ema
     c.ema_rampup = spec.ramp
-    if cfg_name == 'cifar':
-        c.loss_kwargs.pl_weight = 0  # disable path length regularization
-        c.loss_kwargs.style_mixing_prob = 0  # disable style mixing
-        c.D_kwargs.architecture = 'orig'  # disable residual skip connections
-
-    # Overrides of the base config.
-    if opts.gamma is not None:
-        desc += f'-gamma{opts.gamma:g}'
-        c.loss_kwargs.r1_gamma = opts.gamma
     if opts.kimg is not None:
-        desc += f'-kimg{opts.kimg:g}'
         c.total_kimg = int(opts.kimg) if float(opts.kimg).is_integer() else opts.kimg
     if opts.batch is not None:
         if opts.batch % gpus != 0:
             raise click.ClickException(f'--batch={opts.batch} must be divisible by --gpus={gpus}')
-        desc += f'-batch{opts.batch}'
         c.batch_size = opts.batch
         c.batch_gpu = opts.batch // gpus
     if opts.batch_gpu is not None:
         c.batch_gpu = opts.batch_gpu
     if c.batch_size % (gpus * c.batch_gpu) != 0:
         raise click.ClickException(_batch_message(c.batch_size, gpus, c.batch_gpu))
+    mbstd = c.D_kwargs.epilogue_kwargs.mbstd_group_size
     if c.batch_gpu % min(mbstd, c.batch_gpu) != 0:
         raise click.ClickException(f'--mbstd-group={mbstd} must divide the per-process batch (batch_gpu={c.batch_gpu}); '
                                    f'choose a divisor of {c.batch_gpu}, e.g. --mbstd-group={_largest_divisor(c.batch_gpu, mbstd)}')
 
-    # Discriminator augmentation.
+# Discriminator augmentation: --aug, --p, --target, --augpipe.
+def _augment_kwargs(c, opts):
     aug = opts.aug if opts.aug is not None else 'ada'
-    if opts.aug is not None:
-        desc += f'-{aug}'
     if aug == 'ada':
         c.ada_target = 0.6
     elif aug == 'fixed' and opts.p is None:
@@ -259,51 +334,56 @@ def setup_training_loop_kwargs(opts):
     if opts.p is not None:
         if aug != 'fixed':
             raise click.ClickException(f'--p can only be given with --aug=fixed (now --aug={aug})')
-        desc += f'-p{opts.p:g}'
         c.augment_p = opts.p
     if opts.target is not None:
         if aug != 'ada':
             raise click.ClickException(f'--target can only be given with --aug=ada (now --aug={aug})')
-        desc += f'-target{opts.target:g}'
         c.ada_target = opts.target
     if aug == 'noaug':
         if opts.augpipe is not None:
             raise click.ClickException('--augpipe cannot be given with --aug=noaug; drop --augpipe or choose --aug=ada/fixed')
     else:
         augpipe = opts.augpipe if opts.augpipe is not None else 'bgc'
-        if opts.augpipe is not None:
-            desc += f'-{augpipe}'
         c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augpipe_specs[augpipe])
 
-    # Resume: exact when the pickle holds a resume_state, else weights only (official settings).
+# --resume, --resume-exact, --freezed. Exact when the pickle holds a resume_state, else weights only (official
+# settings). Returns the resume_state (None for a weights-only resume or none).
+def _resume_kwargs(c, opts):
     resume = opts.resume if opts.resume is not None else 'noresume'
-    resume_state = None
-    if resume == 'noresume':
-        desc += '-noresume' if opts.resume is not None else ''
-    else:
+    resume_state = resume_check = None
+    if resume != 'noresume':
         if resume in resume_specs:
-            desc += f'-resume{resume}'
             c.resume_pkl = resume_specs[resume]
         elif resume == 'latest':
-            desc += '-resumelatest'
             c.resume_pkl = find_latest_snapshot(opts.outdir)
         else:
-            if not os.path.isfile(resume) and not dnnlib.util.is_url(resume, allow_file_urls=True):
-                raise click.ClickException(f'--resume: "{resume}" is not a file, a URL, "latest" or one of '
-                                           + ', '.join(resume_specs))
-            desc += '-resumecustom'
-            c.resume_pkl = resume
-        if opts.resume_exact is not False and resume not in resume_specs:
-            resume_state = _peek_resume_state(c.resume_pkl)
+            try:
+                c.resume_pkl = legacy.resolve_network_pkl(resume)
+            except legacy.NetworkPickleError as err:
+                raise click.ClickException(f'--resume: {err}; or "latest", or one of {", ".join(resume_specs)}') from err
+        if resume not in resume_specs or opts.safe_load:  # else the training loop downloads the official shortcuts
+            _remove_stale_snapshot_temps(c.resume_pkl)
+            data = _load_resume_pickle(c.resume_pkl, opts.safe_load)
+            resume_state = data.get('resume_state', None) if opts.resume_exact is not False and resume not in resume_specs else None
+            resume_check = (data, c.resume_pkl, resume_state is not None)
         if resume_state is None:
             c.ada_kimg = 100  # make ADA react faster at the beginning
             c.ema_rampup = None  # disable EMA rampup
     if opts.freezed is not None:
-        desc += f'-freezed{opts.freezed}'
         c.D_kwargs.block_kwargs.freeze_layers = opts.freezed
+    return resume_state, resume_check
 
-    # Performance options. Mixed precision only pays off on a GPU, so it is off by default on CPU.
-    fp32 = opts.fp32 if opts.fp32 is not None else not cuda
+# A kill during a snapshot write leaves ".network-snapshot-<kimg>.pkl.<hex>.tmp"
+# in the run folder (dnnlib.util.atomic_write); remove those of the run being
+# resumed, whose writer is gone.
+def _remove_stale_snapshot_temps(resume_pkl):
+    if os.path.isfile(resume_pkl):
+        for path in dnnlib.util.remove_stale_temp_files(os.path.dirname(os.path.abspath(resume_pkl)), 'network-snapshot-*.pkl'):
+            print(f'Removed "{path}", a partial snapshot left by an interrupted write.')
+
+# --fp32, --nhwc, --nobench, --allow-tf32, --workers. Mixed precision only pays off on a GPU, so it is off by default on CPU.
+def _performance_kwargs(c, opts, run):
+    fp32 = opts.fp32 if opts.fp32 is not None else not run.cuda
     if fp32:
         c.G_kwargs.synthesis_kwargs.num_fp16_res = c.D_kwargs.num_fp16_res = 0
         c.G_kwargs.synthesis_kwargs.conv_clamp = c.D_kwargs.conv_clamp = None
@@ -313,19 +393,65 @@ def setup_training_loop_kwargs(opts):
         c.cudnn_benchmark = False
     if opts.allow_tf32:
         c.allow_tf32 = True
-    c.data_loader_kwargs.num_workers = opts.workers if opts.workers is not None else demo.get('workers', 3)
+    c.data_loader_kwargs.num_workers = opts.workers if opts.workers is not None else run.demo.get('workers', 3)
 
-    # Our additions, after the official keys.
-    c.kimg_per_tick = opts.tick if opts.tick is not None else demo.get('tick', 4)
+# Our additions, after the official keys: --tick, and whether a resume is exact.
+def _loop_extra_kwargs(c, opts, run):
+    c.kimg_per_tick = opts.tick if opts.tick is not None else run.demo.get('tick', 4)
     if 'resume_pkl' in c:
         c.resume_exact = opts.resume_exact is not False
-    # Priors (PriorGAN and others): loss and sampler config, after the dataset and seed are final.
-    priors.cli.configure(c, opts)
-    if opts.prior not in (None, [], ['none']):
-        desc += '-' + '-'.join(opts.prior)
-    if resume_state is not None:
-        _check_resume_state(resume_state, c)
-    return c, desc
+
+# --cfg=toy: the toy lab's MLP networks (training/toy_networks.py) and its training setup, over what the
+# builders above wrote: Adam with betas (0.5, 0.999) as in the papers' toy GANs, no regularisation unless --gamma
+# is given, no style mixing, no EMA, no augmentation, R1/pl in the main phases (no lazy phases). Toy data and the
+# toy config go together; the StyleGAN-only options are refused.
+def _toy_kwargs(c, opts, run):
+    toy_data_given = toy_data.is_toy_spec(c.training_set_kwargs.path)
+    if run.cfg_name != 'toy':
+        if toy_data_given:
+            raise click.ClickException(f'--data={opts.data} is toy data (2-D points); train it with --cfg=toy, not --cfg={run.cfg_name}')
+        return
+    if not toy_data_given:
+        raise click.ClickException(f'--cfg=toy needs toy data: --data=toy:NAME ({", ".join(toy_data.TOY_SETS)}) or an N x 2 .npy/.csv file')
+    for key in ('cbase', 'cmax', 'map', 'mbstd_group', 'freezed', 'nhwc', 'augpipe', 'p', 'target'):
+        if opts.get(key) is not None:
+            raise click.ClickException(f'--{key.replace("_", "-")} does not apply to --cfg=toy (MLP networks, no augmentation); drop it')
+    if opts.aug not in (None, 'noaug'):
+        raise click.ClickException(f'--aug={opts.aug}: toy points are not augmented; drop --aug or use --aug=noaug')
+    c.G_kwargs = dnnlib.EasyDict(class_name='training.toy_networks.ToyGenerator', z_dim=2, w_dim=2,
+                                 mapping_kwargs=dnnlib.EasyDict(), synthesis_kwargs=dnnlib.EasyDict())
+    c.D_kwargs = dnnlib.EasyDict(class_name='training.toy_networks.ToyDiscriminator')
+    for opt_kwargs in (c.G_opt_kwargs, c.D_opt_kwargs):
+        opt_kwargs.betas = [0.5, 0.999]
+    c.loss_kwargs.pl_weight = 0
+    c.loss_kwargs.style_mixing_prob = 0
+    c.G_reg_interval = c.D_reg_interval = None
+    for key in ('augment_kwargs', 'augment_p', 'ada_target'):
+        c.pop(key, None)
+
+# The run folder's name after its number (official pattern): the dataset, then each option the user gave that
+# changes the run, in a fixed order. Values are read from the final config where it holds them.
+def run_description(c, opts, run, dataset_name):
+    t = c.training_set_kwargs
+    parts = [dataset_name]
+    parts += ['cond'] if t.use_labels else []
+    parts += [f'subset{opts.subset}'] if opts.subset is not None else []
+    parts += ['mirror'] if t.xflip else []
+    parts += [run.cfg_name + (f'{run.gpus}' if run.cfg_name == 'auto' else '')]
+    parts += [f'gamma{c.loss_kwargs.r1_gamma:g}'] if opts.gamma is not None else []
+    parts += [opts.gan_loss] if opts.gan_loss is not None else []
+    parts += [f'kimg{c.total_kimg:g}'] if opts.kimg is not None else []
+    parts += [f'batch{c.batch_size}'] if opts.batch is not None else []
+    parts += [opts.aug] if opts.aug is not None else []
+    parts += [f'p{c.augment_p:g}'] if 'augment_p' in c else []
+    parts += [f'target{c.ada_target:g}'] if opts.target is not None else []
+    parts += [opts.augpipe] if opts.augpipe is not None else []
+    if opts.resume is not None:
+        parts += [{'noresume': 'noresume', 'latest': 'resumelatest'}.get(opts.resume)
+                  or (f'resume{opts.resume}' if opts.resume in resume_specs else 'resumecustom')]
+    parts += [f'freezed{opts.freezed}'] if opts.freezed is not None else []
+    parts += list(opts.prior) if opts.prior not in (None, [], ['none']) else []
+    return '-'.join(parts)
 
 #----------------------------------------------------------------------------
 
@@ -406,7 +532,16 @@ def run_training_process(rank, c, device, num_local_processes):
             custom_ops.verbosity = 'none'
         if device.type == 'cpu' and num_local_processes > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_local_processes))
-        training_loop.training_loop(rank=rank, device=device, **c)
+        if device.type == 'cpu' and c.G_kwargs.class_name == 'training.toy_networks.ToyGenerator':
+            torch.set_num_threads(1)  # the toy MLPs' tiny matmuls: threads cost more than they gain (17x on a busy CPU)
+        try:
+            training_loop.training_loop(rank=rank, device=device, **c)
+        except training_loop.TrainingDivergedError as err:
+            raise click.ClickException(str(err)) from err
+        except OSError as err:  # disk full, quota, permissions, a bad file in the dataset, ...
+            where = f' "{err.filename}"' if err.filename else ''
+            raise click.ClickException(f'training stopped at an I/O error{where}: {err.strerror or err}; fix it (e.g. free disk '
+                                       f'space) and continue with --resume={c.run_dir}') from err
 
 # Entry point of a process started by torch.multiprocessing.spawn (one machine).
 def _spawned_process(rank, c, temp_dir):
@@ -425,7 +560,7 @@ def _launched_by_torchrun():
 
 #----------------------------------------------------------------------------
 
-@click.command(context_settings=dict(max_content_width=120))
+@click.command(cls=priors.cli.PriorCommand, context_settings=dict(max_content_width=120))
 @click.pass_context
 
 # General options.
@@ -433,37 +568,43 @@ def _launched_by_torchrun():
 @click.option('--gpus',         help='Number of processes: GPUs, or CPU processes without CUDA  [default: 1]', type=click.IntRange(min=1))
 @click.option('--snap',         help='Snapshot interval in ticks  [default: 50; demo: 2]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--metrics',      help='Metrics at each snapshot, comma-separated, or "none"', type=CommaSeparatedList(), default='none', show_default=True)
-@click.option('--seed',         help='Random seed', type=click.IntRange(min=0), default=0, show_default=True)
+@click.option('--seed',         help='Random seed', type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True)
 @click.option('-n', '--dry-run', help='Print the training options and exit', is_flag=True)
 
 # Dataset.
-@click.option('--data',         help='Training data (folder or zip); omit it for the built-in demo data', metavar='PATH')
+@click.option('--data',         help='Training data (folder or zip), toy data (toy:ring8, toy:ring6, toy:grid25, options as in '
+                                     'toy:ring8,rare=0.02; or an N x 2 .npy/.csv file); omit it for the built-in demo data', metavar='PATH')
 @click.option('--cond',         help='Train a conditional model on the dataset labels', type=bool, default=False, metavar='BOOL')
 @click.option('--subset',       help='Train on a random subset of this many images', type=click.IntRange(min=1), metavar='INT')
 @click.option('--mirror',       help='Add x-flipped copies of the images', type=bool, default=False, metavar='BOOL')
 
 # Base config.
-@click.option('--cfg',          help='Base config  [default: auto with --data, demo without]', type=click.Choice(cfg_names))
-@click.option('--gamma',        help='R1 regularization weight  [default: from --cfg]', type=click.FloatRange(min=0))
-@click.option('--kimg',         help='Training duration in thousands of images  [default: from --cfg]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--cfg',          help='Base config  [default: auto with --data, toy with toy data, demo without]', type=click.Choice(cfg_names))
+@click.option('--gamma',        help='R1 regularization weight  [default: from --cfg]', type=cli.FiniteFloat(min=0))
+@click.option('--gan-loss',     help='Adversarial loss: logistic = non-saturating, softplus(-D(G(z))) for G (StyleGAN2); wgan-gp = '
+                                     'Wasserstein + gradient penalty 10 (Gulrajani et al. 2017); lsgan = least squares, a=0, b=c=1 '
+                                     '(Mao et al. 2017); hinge (Lim & Ye 2017). Equations: docs/toy-lab.md  [default: logistic]',
+              type=click.Choice(list(GAN_LOSSES)))
+@click.option('--kimg',         help='Training duration in thousands of images  [default: from --cfg]', type=cli.FiniteFloat(min=0, min_open=True))
 @click.option('--batch',        help='Total batch size over all processes  [default: from --cfg]', type=click.IntRange(min=1))
 @click.option('--batch-gpu',    help='Samples per process at a time (gradient accumulation below --batch / --gpus)', type=click.IntRange(min=1))
 @click.option('--cbase',        help='Capacity multiplier (channel_base)  [default: from --cfg]', type=click.IntRange(min=1))
 @click.option('--cmax',         help='Max. feature maps (channel_max)  [default: from --cfg]', type=click.IntRange(min=1))
 @click.option('--map',          help='Mapping network depth  [default: from --cfg]', type=click.IntRange(min=1))
-@click.option('--glr',          help='G learning rate  [default: from --cfg]', type=click.FloatRange(min=0, min_open=True))
-@click.option('--dlr',          help='D learning rate  [default: from --cfg]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--glr',          help='G learning rate  [default: from --cfg]', type=cli.FiniteFloat(min=0, min_open=True))
+@click.option('--dlr',          help='D learning rate  [default: from --cfg]', type=cli.FiniteFloat(min=0, min_open=True))
 @click.option('--mbstd-group',  help='Minibatch std group size  [default: from --cfg]', type=click.IntRange(min=1))
-@click.option('--tick',         help='Progress interval in thousands of images  [default: 4; demo: 1]', type=click.FloatRange(min=0, min_open=True))
+@click.option('--tick',         help='Progress interval in thousands of images  [default: 4; demo: 1]', type=cli.FiniteFloat(min=0, min_open=True))
 
 # Discriminator augmentation.
 @click.option('--aug',          help='Augmentation mode  [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))
-@click.option('--p',            help='Augmentation probability for --aug=fixed', type=click.FloatRange(min=0, max=1))
-@click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', type=click.FloatRange(min=0, max=1))
+@click.option('--p',            help='Augmentation probability for --aug=fixed', type=cli.FiniteFloat(min=0, max=1))
+@click.option('--target',       help='ADA target value for --aug=ada  [default: 0.6]', type=cli.FiniteFloat(min=0, max=1))
 @click.option('--augpipe',      help='Augmentation pipeline  [default: bgc]', type=click.Choice(list(augpipe_specs)))
 
 # Resume and transfer learning.
-@click.option('--resume',       help='Resume from a network pickle: PATH, URL, "latest" or a shortcut name', metavar='PKL')
+@click.option('--resume',       help='Resume from a network pickle: PATH (a snapshot, or a run folder: its newest snapshot), URL, "latest" or a shortcut name', metavar='PKL')
+@click.option('--safe-load',    help='Read --resume with the allowlist unpickler: a pickle holding anything but network data is refused before any of it runs (for untrusted files)', is_flag=True)
 @click.option('--resume-exact', help='Continue exactly when the pickle has a resume state  [default: 1]', type=bool, metavar='BOOL')
 @click.option('--freezed',      help='Freeze the first layers of D', type=click.IntRange(min=0), metavar='INT')
 
@@ -497,6 +638,9 @@ def main(ctx, **opts):
       python train.py --outdir=~/runs --data=~/datasets/cifar10.zip --gpus=2 --cfg=cifar --cond=1
       # Continue exactly where the newest snapshot in --outdir left off.
       python train.py --outdir=~/runs --data=~/mydataset.zip --resume=latest
+      # The toy lab: 8 Gaussians on a ring, baseline and PriorGAN, < 1 minute each on a CPU.
+      python train.py --outdir=runs --cfg=toy --data=toy:ring8 --metrics=toy2k
+      python train.py --outdir=runs --cfg=toy --data=toy:ring8,rare=0.02 --prior=gmm
       # Tiny config, any dataset, CPU.
       python train.py --outdir=runs --data=ds.zip --cbase=1024 --cmax=32 --map=2 --batch=8 --kimg=1 --tick=0.1
 
@@ -526,6 +670,8 @@ def main(ctx, **opts):
       paper1024  the ADA paper's 1024x1024 setup (MetFaces)
       cifar      the ADA paper's CIFAR-10 setup (32x32)
       demo       tiny networks for a few minutes on a CPU; the default without --data
+      toy        the toy lab: 2-D point sets (--data=toy:ring8 ...), MLP G and D
+                 as in the papers, under a minute on a CPU (docs/toy-lab.md)
 
     \b
     Pretrained starting points for --resume (weights only):
@@ -563,10 +709,16 @@ def main(ctx, **opts):
         run_training_process(0, c, _process_device(0)[0], num_local_processes=1)
     else:
         with tempfile.TemporaryDirectory() as temp_dir:
-            torch.multiprocessing.spawn(fn=_spawned_process, args=(c, temp_dir), nprocs=c.num_gpus, start_method='spawn')
+            try:
+                torch.multiprocessing.spawn(fn=_spawned_process, args=(c, temp_dir), nprocs=c.num_gpus, start_method='spawn')
+            except torch.multiprocessing.ProcessRaisedException as err:
+                # The child printed its traceback; its last line holds the error, e.g. a ClickException's message.
+                last = str(err).strip().splitlines()[-1]
+                raise click.ClickException(f'a training process failed: {last.split(": ", 1)[-1]}') from err
 
 # Options, run folder, printout and training_options.json; None for a dry run.
 def _prepare_run(opts):
+    cli.check_output_folder(opts['outdir'], '--outdir')
     c, desc = setup_training_loop_kwargs(opts)
     c.run_dir = make_run_dir(opts['outdir'], desc)
     _print_options(c)

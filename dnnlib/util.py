@@ -381,11 +381,60 @@ def atomic_write(path, mode='wb', encoding=None):
     try:
         with file:
             yield file
+            # Data on disk before the rename, so a power cut never leaves an empty file under the final name.
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp_path, path)
+        fsync_folder(folder)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp_path)
         raise
+
+# Make a rename or file creation inside `folder` durable (POSIX; a no-op where
+# folders cannot be opened, e.g. on Windows).
+def fsync_folder(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems do not support fsync on folders
+    finally:
+        os.close(fd)
+
+# Remove the temporary files that atomic_write() leaves behind when the process
+# is killed mid-write (".<name>.<hex>.tmp" for names matching `pattern`, e.g.
+# 'network-snapshot-*.pkl'). Returns the removed paths. Only call this on a
+# folder that no live process is writing into.
+def remove_stale_temp_files(folder, pattern):
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        match = re.fullmatch(r'\.(.+)\.[0-9a-f]{32}\.tmp', name)
+        if match is not None and fnmatch.fnmatchcase(match.group(1), pattern):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
+
+#----------------------------------------------------------------------------
+# A copy of `obj` that strict JSON readers accept: non-finite floats (also
+# inside dicts, lists and tuples) become the strings "NaN", "Infinity" and
+# "-Infinity", which float() reads back. json.dumps() would write them as the
+# bare tokens NaN/Infinity, which are not JSON.
+
+def json_safe(obj):
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return 'NaN' if np.isnan(obj) else ('Infinity' if obj > 0 else '-Infinity')
+    if isinstance(obj, dict):
+        return {key: json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(value) for value in obj]
+    return obj
 
 #----------------------------------------------------------------------------
 # True if obj looks like a URL with a scheme and a dotted host name.

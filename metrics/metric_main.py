@@ -14,6 +14,7 @@ from . import kernel_inception_distance
 from . import metric_utils
 from . import perceptual_path_length
 from . import precision_recall
+from . import toy_metrics
 
 #----------------------------------------------------------------------------
 # The registry: metric name -> function(opts) returning {result name: value}.
@@ -229,5 +230,19 @@ def ppl_zend(opts):
 @register_metric
 def ppl_wend(opts):
     return _ppl(opts, 'ppl_wend', space='w', sampling='end', crop=True)
+
+#----------------------------------------------------------------------------
+# Toy lab metric (2-D points, docs/toy-lab.md): EMD, modes covered, HQ fraction,
+# KL and DDS of 2,000 generated against 2,000 data points.
+
+@register_metric
+def toy2k(opts):
+    return {f'toy2k_{name}': value for name, value in toy_metrics.compute_toy_scores(opts, num=2000).items()}
+
+#----------------------------------------------------------------------------
+# The papers' evaluation protocols (fid5k, is5k, mode10k, miss100k, msssim10k,
+# dc50k5_full, fid50k_full_r101, fid5k_r101), registered after the official ones.
+
+from . import paper_metrics  # noqa: E402,F401  pylint: disable=wrong-import-position
 
 #----------------------------------------------------------------------------

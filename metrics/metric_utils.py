@@ -79,6 +79,7 @@ import torch
 
 import dnnlib
 from torch_utils import misc
+from training import sampling
 
 #----------------------------------------------------------------------------
 # The official detectors (TorchScript).
@@ -105,6 +106,8 @@ class MetricOptions:
         seed            = 0,        # Seeds generated samples (latents, labels, noise) and random subsets.
         prior_file      = None,     # Prior of the prior metrics (qs*, dds*): path, prior-file dict or PriorFile. None = from `snapshot`.
         snapshot        = None,     # The loaded network pickle (dict) being evaluated, for metrics that read more than G. None = none.
+        prior_sampling  = True,     # Generate through the snapshot's sample-time latent transform (training.sampling), if it has one.
+        classifier      = None,     # Classifier file of the classifier metrics (mode10k, miss100k). None = $SG2ADA_CLASSIFIER.
     ):
         if num_gpus < 1 or not 0 <= rank < num_gpus:
             raise ValueError(f'MetricOptions: need num_gpus >= 1 and 0 <= rank < num_gpus, got num_gpus={num_gpus}, rank={rank}')
@@ -119,6 +122,8 @@ class MetricOptions:
         self.seed = int(seed)
         self.prior_file = prior_file
         self.snapshot = snapshot
+        self.prior_sampling = bool(prior_sampling)
+        self.classifier = classifier
         self.plan = None            # Set by the planner: get_feature_stats() records requests here.
         self.feature_store = None   # Set by the planner: request key -> FeatureStats served in advance.
 
@@ -167,10 +172,14 @@ class ProgressMonitor:
 
 #----------------------------------------------------------------------------
 # A metric that cannot run with the options it was given (e.g. a prior metric
-# without a prior); the message says what to pass. CLIs show it as a usage error.
+# without a prior); the message says what to pass. `option` names the metric
+# option at fault (e.g. 'prior_file') so that a CLI can name its flag; the
+# message itself names no flag. CLIs show it as a usage error.
 
 class MetricOptionsError(ValueError):
-    pass
+    def __init__(self, message, option=None):
+        super().__init__(message)
+        self.option = option
 
 #----------------------------------------------------------------------------
 # A detector file that cannot be found or downloaded. An OSError (missing
@@ -367,9 +376,11 @@ def sample_rng(seed, index):
 # depend on batch composition.
 
 class LatentSampler:
-    def __init__(self, G, seed, G_kwargs={}, dataset_kwargs=None, device=torch.device('cpu')):
-        # G: the private copy that will be run; dataset_kwargs: source of labels (conditional G only).
+    def __init__(self, G, seed, G_kwargs={}, dataset_kwargs=None, device=torch.device('cpu'), transform=None):
+        # G: the private copy that will be run; dataset_kwargs: source of labels (conditional G only);
+        # transform: sample-time latent transform (training.sampling.SampleTransform) applied per batch, or None.
         self.G = G
+        self.transform = transform
         self.seed = int(seed)
         self.device = torch.device(device)
         self.z_dim = int(G.z_dim)
@@ -426,7 +437,7 @@ class LatentSampler:
         for lo in range(0, len(indices), batch_gen):
             hi = min(lo + batch_gen, len(indices))
             self.set_noise(inputs.noise, lo, hi)
-            images.append(self.G(z=inputs.z[lo:hi], c=inputs.c[lo:hi], **self.G_kwargs))
+            images.append(sampling.sample(self.G, inputs.z[lo:hi], inputs.c[lo:hi], transform=self.transform, **self.G_kwargs))
         return torch.cat(images)
 
 # `size` standard normals from a torch generator seeded with `noise_seed`, made on `device` if it can.
@@ -696,7 +707,9 @@ def _generator_pass(opts, reqs):
     embeddings = _plan_embeddings(opts, reqs)
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
     first = reqs[0]
-    sampler = LatentSampler(G, first.seed, G_kwargs=first.G_kwargs, dataset_kwargs=first.dataset_kwargs, device=opts.device)
+    transform = sampling.load_sample_transform(opts.snapshot, enabled=opts.prior_sampling, G=G)
+    sampler = LatentSampler(G, first.seed, G_kwargs=first.G_kwargs, dataset_kwargs=first.dataset_kwargs, device=opts.device,
+                            transform=transform)
     step = first.batch_size * opts.num_gpus
     progress = opts.progress.sub(tag='generator features', num_items=num_items)
     with torch.no_grad():

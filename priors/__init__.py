@@ -9,3 +9,7 @@ feature extractors (`features`), priors for `--prior=NAME` (`registry`, one sub-
 from priors import features   # noqa: F401  registers the feature extractors
 from priors import registry   # noqa: F401  the prior registry (registers 'none')
 from priors import gmm        # noqa: F401  registers 'gmm' and its metrics (QS, DDS)
+from priors import mdgan      # noqa: F401  registers 'mdgan' (mode-regularised GAN, MDGAN)
+from priors import rf         # noqa: F401  registers 'rf' (RFGAN's representative features)
+from priors import masked     # noqa: F401  registers 'masked' (masked / weighted latent prior)
+from priors import posterior  # noqa: F401  registers 'posterior' (P2GAN's posterior discriminator)

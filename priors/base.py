@@ -1,57 +1,78 @@
-"""The `Prior` plugin interface: every hook a prior may implement, with no-op defaults, and the rules for composing several priors.
+"""The `Prior` plugin interface (v2): every hook a prior may implement, with no-op defaults, and the rules for composing several priors.
 
-A prior plugs into StyleGAN2-ADA training only through the hooks below.
-`priors.loss.PriorLoss` calls them in the loss, `priors.cli.configure()`
-calls the configuration-time ones, and the training loop never sees a prior.
-A prior is shaped like an estimator: `__init__` only stores hyperparameters
-(cheap, no I/O, no randomness), the heavy work happens in `setup(ctx)`.
+A prior plugs into StyleGAN2-ADA training only through these hooks. `priors.cli.configure()` calls the
+configuration-time ones, `priors.loss.PriorLoss` (a `training.loss.StyleGAN2Loss`) the others; the training
+loop and the networks know nothing of priors: they offer generic seams (extra D outputs, D features, a side
+input of the synthesis network, extra phases, sample-time latent transforms) that PriorLoss fills in.
+A prior is shaped like an estimator: `__init__` only stores hyperparameters (cheap, no I/O, no
+randomness), the heavy work happens in `setup(ctx)`.
 
-Hooks and their callers (all optional):
+Hooks and when they are called (all optional):
 
-  config time (priors.cli.configure, on an instance that is not set up)
-    sampler_kwargs()    -> dict | None   kwargs (with class_name) of the sampler this prior drives
-    D_kwargs_update()   -> dict | None   merged into c.D_kwargs (e.g. a D with extra heads)
-    G_kwargs_update()   -> dict | None   merged into c.G_kwargs (e.g. posterior modules in G)
-  construction (PriorLoss.__init__, every rank, training RNG streams untouched)
-    setup(ctx)                           ctx: device, G_mapping, G_synthesis, D, augment_pipe,
-                                         dataset_kwargs, rank, num_gpus, random_seed, run_dir (may be None)
+  configuration time (priors.cli.configure; an instance that is not set up)
+    sampler_kwargs()          -> dict | None  kwargs (with class_name) of the data sampler this prior drives
+    D_kwargs_update()         -> dict | None  dotted keys merged into c.D_kwargs at the leaves, e.g.
+                                              {'out_dim': 8} or {'feature_kwargs': dict(class_name=...)}
+    G_kwargs_update()         -> dict | None  same for c.G_kwargs, e.g. {'synthesis_kwargs.side_kwargs': {...}}
+    loss_kwargs_update()      -> dict | None  same for c.loss_kwargs
+    sample_transform_kwargs() -> dict | None  class_name + kwargs of a sample-time latent transform
+                                              (training.sampling): stored in every snapshot, used by
+                                              generate.py, style_mixing.py, the metrics and the image grids
+  construction (PriorLoss.setup, every rank, after the networks are built and broadcast; the training
+  RNG streams are not to be touched)
+    setup(ctx)        ctx: device, G, G_ema, G_mapping, G_synthesis, D, augment_pipe, dataset_kwargs,
+                      random_seed, rank, num_gpus, run_dir (None on ranks > 0), batch_size, batch_gpu,
+                      score(img, c) -> [N, 1]: D's realness of images, without augmentation
   every iteration (PriorLoss.on_progress, every rank, same cur_nimg; collectives allowed)
-    pretrain(ctx)                        once, at the first iteration of a run that is not resumed
-    on_progress(cur_nimg) -> dict | None e.g. {'sampler_weights': float64 [N]}; the loop passes
-                                         these to sampler.set_weights()
-  inside the loss phases (PriorLoss, every round of every due phase)
-    transform_latents(z, c) -> (z, c)    before the mapping network; chained in --prior order
-    extra_loss(step, img, c, logits, ws) -> [N] | scalar | None
-                                         added to the step's loss; step in 'Gmain', 'Gpl', 'Dgen',
-                                         'Dreal', 'Dr1' (see training.loss.StyleGAN2Loss.extra_loss)
+    pretrain(ctx)                         once, at the first iteration of a run that is not resumed exactly
+    on_progress(cur_nimg) -> dict | None  feedback for the loop, e.g. {'sampler_weights': float64 [N]}
+  inside the loss, every round of every due phase; step is 'Gmain', 'Gpl', 'Dgen', 'Dreal', 'Dr1' or an
+  extra phase's name; batch is the round's training.loss.RealBatch(img, c) of reals, in every step
+    transform_latents(z, c, *, step, role, batch) -> (z, c)
+                      before the mapping network; role 'main', or 'mix' for the style-mixing latent;
+                      steps 'Gmain', 'Gpl', 'Dgen'; chained in --prior order
+    synthesis_inputs(z, c, *, step, batch) -> dict | None
+                      extra keyword arguments of G.synthesis for this batch, e.g. {'side': code}
+    extra_loss(step, img, c, logits, ws, *, batch, outputs) -> [N] | scalar | None
+                      added to the step's loss; logits are the scores (the head owner's realness),
+                      outputs the head owner's reading of D's raw output (else None)
+  head owner (at most one prior; implements all three): D's raw output is [N, out_dim]
+    D_outputs(raw) -> outputs                       any object, e.g. (mu, sigma)
+    adversarial_loss(step, outputs, *, batch) -> [N] replaces the GAN loss at 'Gmain', 'Dgen', 'Dreal'
+    realness(outputs) -> [N, 1]                     one score per image: Loss/scores, ADA's signs, R1
+  extra phases (PriorLoss.extra_phases; the loop owns optimizers, gradient all-reduce, snapshot, resume)
+    extra_phases() -> [training.loss.ExtraPhase]    called after setup()
+  image snapshot (rank 0)
+    on_snapshot(run_dir, cur_nimg)                  pictures for the run folder
   snapshot / resume
-    state_dict() -> dict, load_state_dict(state)
-                                         under resume_state['ranks'][rank]['loss']['priors'][name]
-    extra_modules() -> {name: Module}    modules with their own optimizer, owned and stepped by the
-                                         prior (e.g. in on_progress); listed for the snapshot and for
-                                         a future DDP sync. The loop does not use them yet.
+    state_dict() / load_state_dict(state)           state shared by all ranks (saved once; kept when the
+                                                    number of processes changes)
+    rank_state_dict() / load_rank_state_dict(state) this process's own state (e.g. its RNG stream); restored
+                                                    only when the number of processes is the same
 
 Which paper uses which hook:
 
   gmm        PriorGAN (Gu et al. 2020): setup (prior file, extractor), extra_loss at 'Gmain' (quality
              loss, Eq. 5), on_progress (generated frequencies, Eq. 6-8 -> sampler weights),
-             sampler_kwargs (PriorResampler), state_dict (prior file, resampling state).
-  posterior  P2GAN (Zhang et al. 2021): D_kwargs_update (D outputs mu, sigma), G_kwargs_update
-             (posterior modules + AdaIN), pretrain (without posterior modules), extra_loss at 'Dgen' /
-             'Dreal' (distribution losses, Eq. 8) and 'Gmain' (latent code regulariser, Eq. 12-13),
-             state_dict (EMA of the posterior factors).
-  rf         RFGAN (Bang & Shim 2018): pretrain (denoising autoencoder on reals), D_kwargs_update
-             (frozen encoder features concatenated before D's output layer), state_dict (encoder).
-  masked     Multimodal latent prior (Goerttler & Kloft): transform_latents (pre-sample n latents,
-             score them with D, keep / reweight, resample the batch; Definitions 3-4).
-  mdgan      Mode-regularised GAN (Che et al. 2017): extra_modules (encoder E and its optimizer),
-             extra_loss at 'Dreal' (remember reals) and 'Gmain' (geometric and mode regularisers
-             on G(E(x))), on_progress (step E's optimizer), state_dict.
+             sampler_kwargs (PriorResampler), on_snapshot (pictures), state_dict.
+  posterior  P2GAN (Zhang et al. 2021): D_kwargs_update (out_dim: mu and sigma heads), head owner
+             (D_outputs, adversarial_loss Eq. 8-9, realness), G_kwargs_update (side module: posterior
+             modules + AdaIN), synthesis_inputs (code from D(batch.img)), extra_loss at 'Gmain' (L_z,
+             Eq. 12-13), on_progress (stage switch, EMA of the test factors in G buffers), state_dict.
+  rf         RFGAN (Bang & Shim 2018): D_kwargs_update (feature_kwargs: frozen encoder features
+             concatenated in D), setup (pretrained denoising autoencoder from its cache), state_dict.
+  masked     Multimodal latent prior (Goerttler & Kloft): transform_latents at 'Dgen' / 'Gmain'
+             (pre-sample, score with D, masked or weighted pmf; Definitions 3-4),
+             sample_transform_kwargs (the same selection at sampling time), rank_state_dict (its stream).
+  mdgan      Mode-regularised GAN (Che et al. 2017): extra_phases (encoder E; D2 and a second G step
+             for MDGAN), extra_loss at 'Gmain' (geometric and mode regularisers on G(E(batch.img)))
+             and 'Dreal'/'Dgen' for the manifold step, state_dict.
 
-Composition (--prior=a,b): extra losses add; latent transforms chain in the
-listed order; on_progress feedback dicts merge (a key from two priors is an
-error); at most one prior may drive the sampler; G/D kwargs updates must not
-set the same key twice. PriorLoss and configure() raise ValueError otherwise.
+Composition (--prior=a,b): extra losses add; latent transforms and sample transforms chain in the
+listed order; on_progress feedback dicts merge (a key from two priors is an error); at most one prior
+drives the sampler and at most one owns D's head; synthesis_inputs keys, extra phase names and dotted
+kwargs leaves may not be set by two priors. check_composition() and merge_feedback() hold these rules
+once; configure() and PriorLoss both use them and raise ValueError.
 """
 
 import dnnlib
@@ -88,29 +109,64 @@ class Prior:
     def on_progress(self, cur_nimg):
         return None
 
+    def loss_kwargs_update(self):
+        return None
+
+    # Class name and kwargs of a sample-time latent transform (training.sampling); None = none.
+    def sample_transform_kwargs(self):
+        return None
+
     # New latents and labels for a batch; chained across priors.
-    def transform_latents(self, z, c):
+    def transform_latents(self, z, c, *, step, role, batch):
         return z, c
 
-    # Extra loss term of one step: [N] tensor, scalar tensor, or None.
-    def extra_loss(self, step, img, c, logits, ws):
+    # Extra keyword arguments of G.synthesis for a batch (e.g. {'side': code}); None = none.
+    def synthesis_inputs(self, z, c, *, step, batch):
         return None
+
+    # Extra loss term of one step: [N] tensor, scalar tensor, or None.
+    def extra_loss(self, step, img, c, logits, ws, *, batch=None, outputs=None):
+        return None
+
+    # Head owner: read D's raw output, its adversarial loss, one realness score per image.
+    def D_outputs(self, raw):
+        raise NotImplementedError(f'Prior "{self.name}" does not own D\'s head')
+
+    def adversarial_loss(self, step, outputs, *, batch):
+        raise NotImplementedError(f'Prior "{self.name}" does not own D\'s head')
+
+    def realness(self, outputs):
+        raise NotImplementedError(f'Prior "{self.name}" does not own D\'s head')
+
+    # True when this prior implements the head-owner hooks.
+    def owns_head(self):
+        return type(self).D_outputs is not Prior.D_outputs
+
+    # Phases of this prior (training.loss.ExtraPhase), called after setup().
+    def extra_phases(self):
+        return []
 
     # Pictures for the run folder, on rank 0 at each image snapshot (e.g. component frequencies).
     def on_snapshot(self, run_dir, cur_nimg):
         pass
 
-    # Modules that this prior trains with its own optimizer.
-    def extra_modules(self):
-        return {}
-
+    # State shared by every rank (saved once).
     def state_dict(self):
         return {}
 
     def load_state_dict(self, state):
         if len(state) != 0:
             raise ValueError(f'Prior "{self.name}": unexpected state keys {sorted(state)}; the snapshot was written by a different '
-                             f'version of this prior, resume with --resume-exact=0')
+                             f'version of this prior; resume weights only (resume_exact=False)')
+
+    # This process's own state (restored only when the number of processes is unchanged).
+    def rank_state_dict(self):
+        return {}
+
+    def load_rank_state_dict(self, state):
+        if len(state) != 0:
+            raise ValueError(f'Prior "{self.name}": unexpected per-rank state keys {sorted(state)}; the snapshot was written by a '
+                             f'different version of this prior; resume weights only (resume_exact=False)')
 
 #----------------------------------------------------------------------------
 # The baseline: no prior at all. `--prior=none` never reaches PriorLoss
@@ -135,19 +191,60 @@ def check_composition(priors):
     if len(drivers) > 1:
         raise ValueError(f'At most one prior may drive the data sampler, but {" and ".join(names[i] for i in drivers)} both do; '
                          f'turn resampling off for all but one of them')
+    owners = [p.name for p in priors if p.owns_head()]
+    if len(owners) > 1:
+        raise ValueError(f'At most one prior may own D\'s output head, but {" and ".join(owners)} both do; they cannot be combined')
+    for p in priors:
+        missing = [hook for hook in ('adversarial_loss', 'realness') if p.owns_head() and getattr(type(p), hook) is getattr(Prior, hook)]
+        if missing:
+            raise TypeError(f'Prior "{p.name}" implements D_outputs() but not {" and ".join(missing)}(); a head owner implements all three')
     return drivers[0] if drivers else None
 
+# One dict from several priors' dicts (on_progress feedback, synthesis inputs),
+# refusing a key that two priors set. items: list of (prior name, dict or None).
+def merge_feedback(items, what):
+    merged, owner = dict(), dict()
+    for name, values in items:
+        for key, value in (values or {}).items():
+            if key in merged:
+                raise ValueError(f'Priors "{owner[key]}" and "{name}" both return "{key}" from {what}; they cannot be combined')
+            merged[key], owner[key] = value, name
+    return merged
+
 #----------------------------------------------------------------------------
-# Merge per-prior kwargs updates (e.g. D_kwargs_update()) into one dict,
-# refusing a key set by two priors. updates: list of (prior name, dict or None).
+# Merge per-prior kwargs updates (e.g. D_kwargs_update()) into one dict of
+# dotted keys ('synthesis_kwargs.side_kwargs'), refusing a leaf that two priors
+# set, or a key of one that is a prefix of another's. updates: list of
+# (prior name, dict or None).
 
 def merge_updates(updates, what):
     merged, owner = dnnlib.EasyDict(), dict()
     for name, update in updates:
         for key, value in (update or {}).items():
-            if key in merged:
-                raise ValueError(f'Priors "{owner[key]}" and "{name}" both change {what}.{key}; they cannot be combined')
+            if not isinstance(key, str) or not key or any(part == '' for part in key.split('.')):
+                raise ValueError(f'Prior "{name}": {what} update key {key!r} is not a dotted name')
+            for other in merged:
+                if key == other or key.startswith(other + '.') or other.startswith(key + '.'):
+                    raise ValueError(f'Priors "{owner[other]}" and "{name}" both change {what}.{other if len(other) <= len(key) else key}; '
+                                     f'they cannot be combined')
             merged[key], owner[key] = value, name
     return merged
+
+# Apply merged dotted updates to a kwargs dict in place (creating EasyDicts on
+# the way, copying the ones it changes so that shared defaults stay intact).
+def apply_updates(kwargs, merged):
+    for key, value in merged.items():
+        parts = key.split('.')
+        node = kwargs
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = dnnlib.EasyDict()
+            elif not isinstance(child, dict):
+                raise ValueError(f'Cannot set "{key}": "{part}" is not a dict but {type(child).__name__}')
+            node[part] = child = dnnlib.EasyDict(child)
+            node = child
+        node[parts[-1]] = value
+    return kwargs
 
 #----------------------------------------------------------------------------

@@ -21,8 +21,13 @@ Registered names (see list_extractors()):
              torchvision, point to a TorchScript or pickled ResNet-101 instead.
   tiny       A fixed-seed random conv net (metric_utils.RandomDetector) that needs
              no download. For demos and tests only, NOT for research numbers.
+  identity   The flattened item itself (feature_dim=2): for the toy lab's 2-D
+             points (--cfg=toy, docs/toy-lab.md), the GMM sits on the data.
 Anything else is read as the path or URL of a TorchScript file, a pickled
-nn.Module or (with torchvision, for resnet101) a state_dict.
+nn.Module or (with torchvision, for resnet101) a state_dict. A pickled nn.Module
+RUNS CODE FROM THE FILE when it is loaded (torch.load(weights_only=False));
+build_extractor(..., safe=True) (build_prior.py --safe-load) refuses it and
+accepts only TorchScript files and state_dicts.
 
 Files are found the way the metrics find their detectors (reusing
 metric_utils.resolve_detector_file): the environment variable
@@ -215,13 +220,19 @@ def _torchvision_resnet101():
 
 # A network from a file: TorchScript (through metric_utils' detector cache), a
 # pickled nn.Module, or a state_dict (torchvision ResNet-101 only).
-# Note: a pickled module runs code from the file when loaded; only load files you trust.
-def _load_network_file(path, device, arch=None):
+# A pickled module runs code from the file when it is loaded: with safe=True
+# only TorchScript files and state_dicts (read with weights_only=True) are
+# accepted, and a pickled module is refused before any of it is unpickled.
+def _load_network_file(path, device, arch=None, safe=False):
     if _is_torchscript_file(path):
         return metric_utils.get_feature_detector(path, device=device)
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if safe:
+            raise ValueError(f'"{path}" is a pickled Python object (e.g. a whole nn.Module saved with torch.save), which runs '
+                             f'code from the file when loaded; refused in safe mode. Save the network with '
+                             f'torch.jit.save(torch.jit.script(model), path), or load without safe mode only if you trust the file') from err
         try:
             obj = torch.load(path, map_location='cpu', weights_only=False)
         except (pickle.UnpicklingError, AttributeError, ModuleNotFoundError, EOFError, RuntimeError) as err:
@@ -279,10 +290,10 @@ def _resolve_resnet101_file():
     return metric_utils.resolve_detector_file(RESNET101_URL)
 
 @register_extractor('resnet101')
-def _build_resnet101(device, num_gpus=1, rank=0, resize_to=224):
+def _build_resnet101(device, num_gpus=1, rank=0, resize_to=224, safe=False):
     with _rank0_first(num_gpus, rank):
         path = _resolve_resnet101_file()
-    net = _load_network_file(path, device, arch='resnet101')
+    net = _load_network_file(path, device, arch='resnet101', safe=safe)
     if _looks_like_resnet(net):
         net = ResNetTrunk(net)
     return FeatureExtractor(net, name='resnet101', input_range='imagenet', resize_to=resize_to, source=path,
@@ -294,8 +305,35 @@ def _build_tiny(device, num_gpus=1, rank=0, feature_dim=32, seed=0):
     return FeatureExtractor(net, name='tiny', input_range='[0,255]', call_kwargs=dict(return_features=True),
                             spec=dict(name='tiny', feature_dim=feature_dim, seed=seed))
 
+# The identity on flattened dataset items, for the toy lab's 2-D points ([N, 2, 1, 1] -> [N, 2]): the
+# GMM of PriorGAN's Eq. 3 is then fitted on the data itself. uint8 pixels are mapped to [-1, 1] first.
+
+class IdentityFeatures(FeatureExtractor):
+    def __init__(self, feature_dim=2):  # feature_dim: C * H * W of the items (2 for toy points)
+        torch.nn.Module.__init__(self)  # no wrapped network, nothing to probe
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
+            raise ValueError(f'Feature extractor "identity": feature_dim must be a positive integer, got {feature_dim!r}')
+        self.name, self.input_range, self.resize_to, self.call_kwargs, self.source = 'identity', '[-1,1]', None, {}, None
+        self.spec = dict(name='identity', feature_dim=feature_dim)
+        self.feature_dim = feature_dim
+        self.register_buffer('dim_tag', torch.tensor([feature_dim]), persistent=False)  # part of the cache fingerprint
+        self.net = torch.nn.Identity()
+        self.requires_grad_(False)
+
+    def forward(self, images):
+        x = misc.uint8_to_images(images) if images.dtype == torch.uint8 else images.to(torch.float32)
+        x = x.flatten(1)
+        if x.shape[1] != self.feature_dim:
+            raise ValueError(f'Feature extractor "identity": items have {x.shape[1]} values ({list(images.shape[1:])}) but '
+                             f'feature_dim={self.feature_dim}; it is meant for the toy lab\'s 2-D points (--cfg=toy)')
+        return x
+
+@register_extractor('identity')
+def _build_identity(device, num_gpus=1, rank=0, feature_dim=2):
+    return IdentityFeatures(feature_dim=feature_dim).to(device)
+
 # Any TorchScript / pickled module given by path or URL.
-def _build_from_file(url, device, num_gpus=1, rank=0, input_range='[0,255]', resize_to=None):
+def _build_from_file(url, device, num_gpus=1, rank=0, input_range='[0,255]', resize_to=None, safe=False):
     with _rank0_first(num_gpus, rank):
         path = metric_utils.resolve_detector_file(url)
     name = metric_utils.get_feature_detector_name(url)
@@ -303,7 +341,7 @@ def _build_from_file(url, device, num_gpus=1, rank=0, input_range='[0,255]', res
         net = metric_utils.get_feature_detector(path, device=device)
         return FeatureExtractor(net, name='inception', input_range='[0,255]', call_kwargs=dict(return_features=True),
                                 source=url, spec=dict(name='inception'))
-    net = _load_network_file(path, device)
+    net = _load_network_file(path, device, safe=safe)
     if _looks_like_resnet(net):
         net = ResNetTrunk(net)
     return FeatureExtractor(net, name=name, input_range=input_range, resize_to=resize_to, source=url,
@@ -319,7 +357,8 @@ def _build_from_file(url, device, num_gpus=1, rank=0, input_range='[0,255]', res
 def is_file_spec(name):
     return bool(re.match(r'^[a-z]+://', name)) or '/' in name or '\\' in name or bool(re.search(r'\.(pt|pth|pkl|jit)$', name))
 
-def build_extractor(name_or_path, device=None, num_gpus=1, rank=0, **kwargs):
+def build_extractor(name_or_path, device=None, num_gpus=1, rank=0, safe=False, **kwargs):
+    # safe: refuse pickled modules (they run code from the file); TorchScript files and state_dicts are fine.
     device = resolve_device(device, rank)
     if isinstance(name_or_path, FeatureExtractor):
         return name_or_path.to(device)
@@ -327,8 +366,11 @@ def build_extractor(name_or_path, device=None, num_gpus=1, rank=0, **kwargs):
         raise TypeError(f'Feature extractor must be a name, a path or a URL, got {name_or_path!r}')
     if name_or_path in _extractors:
         builder = _extractors[name_or_path]
+        if name_or_path == 'resnet101':
+            kwargs = dict(kwargs, safe=safe)
     elif is_file_spec(name_or_path):
         builder = lambda *args, **kw: _build_from_file(name_or_path, *args, **kw)
+        kwargs = dict(kwargs, safe=safe)
     else:
         raise ValueError(f'Unknown feature extractor "{name_or_path}"; valid names: {", ".join(list_extractors())}, '
                          f'or the path or URL of a TorchScript or pickled module')

@@ -21,6 +21,7 @@ rank has the same history.
 """
 
 import bisect
+import typing
 
 import numpy as np
 import torch
@@ -29,6 +30,16 @@ import torch
 
 _BLOCK = 4096               # Steps per block of seeded uniforms.
 _MAX_REWIND_STEPS = 1 << 16 # Global steps a state_dict(num_unused) may rewind (the loop rewinds a few thousand at most).
+
+#----------------------------------------------------------------------------
+# One entry of the weights history: the weights in effect from global step `step` on (None = the uniform
+# stream), with their cumulative sums and the index of the last item of positive weight.
+
+class WeightsEntry(typing.NamedTuple):
+    step:           int                 # First global step of these weights.
+    weights:        np.ndarray | None   # float64 [N], sum 1; None = the uniform stream.
+    cdf:            np.ndarray | None   # Cumulative sums of weights.
+    last_positive:  int | None          # Index of the last item with a positive weight.
 
 #----------------------------------------------------------------------------
 # Weights of one update, checked: float64 [N] normalised to sum 1; None stays None (= uniform stream).
@@ -77,7 +88,7 @@ class PriorResampler(torch.utils.data.Sampler):
         self.num_items = int(num_items)
         self.rank, self.num_replicas, self.seed = int(rank), int(num_replicas), int(seed)
         self._num_yielded = 0       # indices this rank has handed out
-        self._history = []          # [(first global step, weights float64 [N] or None, cdf, last positive)], by step
+        self._history = []          # [WeightsEntry], by step
         self._min_step = 0          # lowest global step whose weights are still known (older ones were pruned)
         self._perm_cache = (None, None)
         self._block_cache = (None, None)
@@ -104,11 +115,11 @@ class PriorResampler(torch.utils.data.Sampler):
     # Dataset index at global step `step` (a pure function of seed, step and the weights in effect).
     def index_at(self, step):
         entry = self._entry_at(step)
-        if entry is None or entry[1] is None:
+        if entry is None or entry.weights is None:
             perm = self._permutation(step // self.num_items)
             return int(perm[step % self.num_items])
         u = self._uniforms(step // _BLOCK)[step % _BLOCK]
-        return inverse_cdf_index(entry[2], u, entry[3])
+        return inverse_cdf_index(entry.cdf, u, entry.last_positive)
 
     def _entry_at(self, step):
         pos = self._history_pos(step)
@@ -116,7 +127,7 @@ class PriorResampler(torch.utils.data.Sampler):
 
     # Position in the history of the entry in effect at `step`; -1 = before the first entry.
     def _history_pos(self, step):
-        return bisect.bisect_right([e[0] for e in self._history], step) - 1
+        return bisect.bisect_right([e.step for e in self._history], step) - 1
 
     def _permutation(self, epoch):
         if self._perm_cache[0] != epoch:
@@ -135,26 +146,25 @@ class PriorResampler(torch.utils.data.Sampler):
         """Use per-image `weights` (float64 [N], >= 0, not all 0; None = back to the uniform stream) from the next step on."""
         w = normalize_weights(weights, self.num_items)
         step = self.position
-        self._history = [e for e in self._history if e[0] < step]
+        self._history = [e for e in self._history if e.step < step]
         self._history.append(self._make_entry(step, w))
 
         # Forget weights that no rewind can reach any more.
         self._min_step = max(self._min_step, step - _MAX_REWIND_STEPS)
-        while len(self._history) >= 2 and self._history[1][0] <= self._min_step:
+        while len(self._history) >= 2 and self._history[1].step <= self._min_step:
             self._history.pop(0)
 
     @staticmethod
     def _make_entry(step, w):
         if w is None:
-            return (int(step), None, None, None)
-        cdf = np.cumsum(w)
-        return (int(step), w, cdf, int(np.flatnonzero(w > 0)[-1]))
+            return WeightsEntry(int(step), None, None, None)
+        return WeightsEntry(int(step), w, np.cumsum(w), int(np.flatnonzero(w > 0)[-1]))
 
     # Weights in effect at the current position (float64 [N], None = uniform stream).
     @property
     def weights(self):
         entry = self._entry_at(self.position)
-        return None if entry is None else entry[1]
+        return None if entry is None else entry.weights
 
     #------------------------------------------------------------------------
     # State.
@@ -178,9 +188,9 @@ class PriorResampler(torch.utils.data.Sampler):
         # Keep the entry in effect at `step` and every later one.
         first = max(self._history_pos(step), 0)
         kept = self._history[first:]
-        steps = torch.tensor([e[0] for e in kept], dtype=torch.int64)
-        has_weights = torch.tensor([e[1] is not None for e in kept], dtype=torch.bool)
-        weights = torch.from_numpy(np.stack([e[1] if e[1] is not None else np.zeros(self.num_items) for e in kept])) \
+        steps = torch.tensor([e.step for e in kept], dtype=torch.int64)
+        has_weights = torch.tensor([e.weights is not None for e in kept], dtype=torch.bool)
+        weights = torch.from_numpy(np.stack([e.weights if e.weights is not None else np.zeros(self.num_items) for e in kept])) \
             if kept else torch.zeros([0, self.num_items], dtype=torch.float64)
         return dict(kind='PriorResampler', num_items=self.num_items, seed=self.seed, num_replicas=self.num_replicas,
                     num_yielded=num_yielded, step=step,
@@ -193,8 +203,8 @@ class PriorResampler(torch.utils.data.Sampler):
             return
         if state.get('kind') != 'PriorResampler':
             raise ValueError('PriorResampler.load_state_dict: the saved sampler state is not a PriorResampler state '
-                             '(the snapshot was trained without --resample); resume with the same --resample setting '
-                             'or with --resume-exact=0')
+                             '(the snapshot was trained with another sampler); resume with the same sampler_kwargs '
+                             'or with resume_exact=False')
         for key, mine in (('num_items', self.num_items), ('seed', self.seed), ('num_replicas', self.num_replicas)):
             if int(state[key]) != mine:
                 raise ValueError(f'PriorResampler.load_state_dict: saved {key}={int(state[key])} differs from this sampler\'s '

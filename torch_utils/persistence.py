@@ -43,7 +43,7 @@ _src_to_module_dict = dict()  # source text -> module (imported, or created by e
 _known_classes = dict()       # class name -> [decorated classes of imported modules], rebuilt by name.
 
 _EXEC_PREFIX = '_imported_module_'                       # Name prefix of modules made from pickled source.
-_ON_DEMAND_MODULES = ('training.networks', 'training.augment')  # Imported when a class name is unknown.
+_ON_DEMAND_MODULES = ('training.networks', 'training.augment', 'priors')  # Imported when a class name is unknown (priors: their modules in G or D).
 
 #----------------------------------------------------------------------------
 # Decorator that makes a class persistent. The returned subclass keeps the

@@ -3,9 +3,11 @@ AugmentPipe, its 2-D/3-D homogeneous matrix helpers, the --augpipe presets and t
 
 # Pickles embed this file's source and the official loader execs it against the official torch_utils,
 # so only names that exist there may be imported here.
+import re
+
 import numpy as np
 import torch
-from torch_utils import misc, persistence
+from torch_utils import misc, persistence, training_stats
 from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix, upfirdn2d
 
 #----------------------------------------------------------------------------
@@ -445,6 +447,9 @@ class AugmentPipe(torch.nn.Module):
 #----------------------------------------------------------------------------
 # Adaptive augmentation probability (ADA): every `interval` training steps, move p by a fixed step
 # towards keeping E[sign(D(real))] at `target`; p takes ada_kimg thousand images to go from 0 to 1.
+# The controller reads the loss's `sign_stat` reports (all ranks) through its own training_stats
+# Collector, made at construction (a collective when multiprocessing, like every Collector.update()).
+# Signs it has read but not yet used (at a snapshot between two adjustments) are carried in its state.
 
 class AdaptiveP:
     def __init__(self,
@@ -452,6 +457,7 @@ class AdaptiveP:
         batch_size,             # Total batch size over all GPUs.
         ada_kimg    = 500,      # Thousands of images for p to change by 1.
         interval    = 4,        # Adjust p every this many training steps (batches).
+        sign_stat   = 'Loss/signs/real',    # training_stats name of the signs of D(real).
     ):
         if not 0 <= target <= 1:
             raise ValueError(f'AdaptiveP: target must be in [0, 1], got {target}')
@@ -467,6 +473,10 @@ class AdaptiveP:
         self.interval = interval
         self.num_updates = 0            # Adjustments made so far.
         self.last_sign_mean = None      # Statistic seen by the latest adjustment.
+        self.sign_stat = sign_stat
+        self.stats = training_stats.Collector(regex=re.escape(sign_stat))
+        self.carry_num = 0              # Signs read from the collector but not yet used by an adjustment: count,
+        self.carry_sum = 0.0            # and sum.
 
     @property
     def step_size(self):
@@ -496,9 +506,28 @@ class AdaptiveP:
         self.last_sign_mean = None if sign_mean is None else float(sign_mean)
         return float(augment_pipe.p)
 
+    def take_signs(self):
+        # (count, sum) of the signs reported on all ranks since the last call, plus the carried ones; empties the carry.
+        # A collective call when multiprocessing.
+        self.stats.update()
+        num = self.stats.num(self.sign_stat)
+        total = self.stats.mean(self.sign_stat) * num if num > 0 else 0.0
+        num, total = num + self.carry_num, total + self.carry_sum
+        self.carry_num, self.carry_sum = 0, 0.0
+        return num, total
+
+    def adjust(self, augment_pipe):
+        # One adjustment from the signs seen since the previous one (all ranks); returns the new p. A collective call.
+        num, total = self.take_signs()
+        return self.update(augment_pipe, total / num if num > 0 else None)
+
+    def hold_signs(self):
+        # Read the signs seen so far into the carry, so that state_dict() includes them (before a snapshot). A collective call.
+        self.carry_num, self.carry_sum = self.take_signs()
+
     def state_dict(self):
         return dict(target=self.target, batch_size=self.batch_size, ada_kimg=self.ada_kimg, interval=self.interval,
-                    num_updates=self.num_updates, last_sign_mean=self.last_sign_mean)
+                    num_updates=self.num_updates, last_sign_mean=self.last_sign_mean, carry=[self.carry_num, self.carry_sum])
 
     def load_state_dict(self, state):
         # Restore the counters; the settings must match the ones this controller was built with.
@@ -508,5 +537,6 @@ class AdaptiveP:
                                  f'the configured {name}={getattr(self, name)}; resume with the same ADA settings')
         self.num_updates = int(state.get('num_updates', 0))
         self.last_sign_mean = state.get('last_sign_mean', None)
+        self.carry_num, self.carry_sum = state.get('carry', [0, 0.0])
 
 #----------------------------------------------------------------------------

@@ -101,6 +101,13 @@ class Dataset(torch.utils.data.Dataset):
     def close(self):                        # release open files
         pass
 
+    # Called on rank 0 at each image snapshot, to add the data's own pictures
+    # to run_dir (the toy lab's point plots: training/toy_pictures.py). G: G_ema;
+    # loss: the training loss (loss.score(img, c, sync=False) gives D's realness);
+    # transform: the sample-time transform (training.sampling). No-op here.
+    def on_snapshot(self, run_dir, cur_nimg, G, loss, transform=None):
+        pass
+
     def __del__(self):
         with contextlib.suppress(OSError):
             self.close()
@@ -333,19 +340,31 @@ class ImageFolderDataset(Dataset):
         self._check_shape(fname, *image.shape)
         return image
 
-    # Read every image header (not the pixels) and raise on the first size or
+    # Read every image header, raising on the first unreadable file or size or
     # channel mismatch. Upstream inspects only the first image, so a bad file
-    # would otherwise surface in the middle of training.
-    def check_all_images(self):
+    # would otherwise surface mid-training. Datasets of at most verify_max_bytes
+    # also get PIL's integrity check (verify(): truncation, chunk checksums;
+    # no decoding), which reads every file once; larger ones only the headers,
+    # to keep start-up fast (a file corrupt past its header then fails when read).
+    def check_all_images(self, verify_max_bytes=2**31):
+        verify = self._total_bytes() <= verify_max_bytes
         for fname in self._image_fnames:
             try:
                 with self._open_file(fname) as f, PIL.Image.open(f) as img:
                     width, height = img.size
                     channels = len(img.getbands())
+                    if verify:
+                        img.verify()
             except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
                 raise DatasetError(f"'{fname}' in '{self._path}' cannot be read as an image ({type(err).__name__}: {err}); "
                                    f"replace or delete it, or rebuild the dataset with dataset_tool.py") from err
             self._check_shape(fname, channels, height, width)
+
+    def _total_bytes(self):
+        if self._type == 'zip':
+            sizes = {info.filename: info.file_size for info in self._get_zipfile().infolist()}
+            return sum(sizes.get(fname, 0) for fname in self._image_fnames)
+        return sum(os.path.getsize(os.path.join(self._path, fname)) for fname in self._image_fnames)
 
     # Parsed dataset.json, or an empty dict when there is none.
     def _get_meta(self):

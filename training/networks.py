@@ -4,6 +4,7 @@
 # official torch_utils, so only names that package also provides may be imported here.
 import numpy as np
 import torch
+import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import bias_act, conv2d_resample, fma, upfirdn2d
@@ -18,6 +19,21 @@ _NOISE_MODES = ('random', 'const', 'none')
 def _check_architecture(owner, architecture):
     if architecture not in _ARCHITECTURES:
         raise ValueError(f'{owner}: architecture must be one of {", ".join(_ARCHITECTURES)}; got {architecture!r}')
+
+
+def _check_sizes(owner, minimum, **sizes):
+    # Shape arguments must be integers >= minimum (e.g. img_channels=0 builds a network of empty tensors).
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f'{owner}: {name} must be an integer >= {minimum}; got {value!r}')
+
+
+def _check_channels(owner, channels, channel_base):
+    # channel_base // resolution must leave at least one feature map at every resolution.
+    res = max(channels)
+    if min(channels.values()) < 1:
+        raise ValueError(f'{owner}: channel_base={channel_base} gives no feature maps at resolution {res} '
+                         f'(channel_base // resolution = 0); use channel_base >= {res}')
 
 
 def _scaled_clamp(conv_clamp, gain):
@@ -166,7 +182,8 @@ class FullyConnectedLayer(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
         self.bias = torch.nn.Parameter(torch.full([out_features], np.float32(bias_init))) if bias else None
 
-    def forward(self, x):
+    def forward(self, x, add=None):
+        # add: None, or [N, out_features] added to x @ w^T before the bias and activation (a second input's share).
         w = self.weight.to(x.dtype) * self.weight_gain
         b = None
         if self.bias is not None:
@@ -176,9 +193,12 @@ class FullyConnectedLayer(torch.nn.Module):
 
         # A linear layer with bias is a single addmm; anything else goes through bias_act,
         # which also applies the activation's default gain.
-        if self.activation == 'linear' and b is not None:
+        if self.activation == 'linear' and b is not None and add is None:
             return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act.bias_act(x.matmul(w.t()), b, act=self.activation)
+        y = x.matmul(w.t())
+        if add is not None:
+            y = y + add.to(y.dtype)
+        return bias_act.bias_act(y, b, act=self.activation)
 
 #----------------------------------------------------------------------------
 # Convolution with equalised learning rate, optional FIR up/down-sampling, bias,
@@ -233,6 +253,8 @@ class MappingNetwork(torch.nn.Module):
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
                  activation='lrelu', lr_multiplier=0.01, w_avg_beta=0.995):
+        _check_sizes('MappingNetwork', 0, z_dim=z_dim, c_dim=c_dim, num_layers=num_layers)
+        _check_sizes('MappingNetwork', 1, w_dim=w_dim)
         if z_dim == 0 and c_dim == 0:
             raise ValueError('MappingNetwork: z_dim and c_dim are both 0, so there is no input; give one of them a positive size')
         super().__init__()
@@ -321,15 +343,17 @@ class SynthesisLayer(torch.nn.Module):
         fresh = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
         return fresh * self.noise_strength
 
-    def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1):
+    def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1, side_fn=None):
+        # side_fn: the synthesis network's side-input hook (see SynthesisNetwork), applied to the output.
         in_res = self.resolution // self.up
         misc.assert_shape(x, [None, self.weight.shape[1], in_res, in_res])
         styles = self.affine(w)
         noise = self._noise(x, noise_mode)
         y = modulated_conv2d(x=x, weight=self.weight, styles=styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused_modconv=fused_modconv)
-        return bias_act.bias_act(y, self.bias.to(y.dtype), act=self.activation, gain=self.act_gain * gain,
-                                 clamp=_scaled_clamp(self.conv_clamp, gain))
+        y = bias_act.bias_act(y, self.bias.to(y.dtype), act=self.activation, gain=self.act_gain * gain,
+                              clamp=_scaled_clamp(self.conv_clamp, gain))
+        return y if side_fn is None else side_fn(self, y)
 
 #----------------------------------------------------------------------------
 # Modulated 1x1 convolution to image channels, without demodulation.
@@ -438,15 +462,27 @@ class SynthesisBlock(torch.nn.Module):
 class SynthesisNetwork(torch.nn.Module):
     """Args: w_dim; img_resolution: output resolution (a power of two >= 4); img_channels; channel_base,
     channel_max: channels at resolution r are min(channel_base // r, channel_max); num_fp16_res: number
-    of highest resolutions computed in float16; block_kwargs: passed on to every SynthesisBlock."""
+    of highest resolutions computed in float16; side_kwargs: None, or dict(class_name=..., **kwargs) of a
+    side-input module S (see below); block_kwargs: passed on to every SynthesisBlock.
 
-    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0, **block_kwargs):
+    Side input (an extension, not in the official network; used by priors such as P2GAN's posterior
+    modules): S is built as `S(channels=[c_0, c_1, ...], **kwargs)` with the output channels of every
+    modulated 3x3 conv layer in execution order (ToRGB excluded). `forward(ws, side=...)` then replaces the
+    output x of conv layer i (after bias, activation and clamp) by `S(i, x, side)`; `side` is any
+    per-sample input or None (sampling without one: S decides what that means, e.g. stored factors).
+    S is a submodule, so G_ema averages its parameters and copies its buffers."""
+
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
+                 side_kwargs=None, **block_kwargs):
         log2 = _resolution_log2('SynthesisNetwork', img_resolution)
+        _check_sizes('SynthesisNetwork', 1, w_dim=w_dim, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max)
+        _check_sizes('SynthesisNetwork', 0, num_fp16_res=num_fp16_res)
         super().__init__()
         self.w_dim, self.img_channels = w_dim, img_channels
         self.img_resolution, self.img_resolution_log2 = img_resolution, log2
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
         channels = _channel_table(self.block_resolutions, channel_base, channel_max)
+        _check_channels('SynthesisNetwork', channels, channel_base)
         fp16_resolution = _first_fp16_resolution(log2, num_fp16_res)
 
         self.num_ws = 0
@@ -457,9 +493,28 @@ class SynthesisNetwork(torch.nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f'b{res}', block)
 
-    def forward(self, ws, **block_kwargs):
-        # block_kwargs: noise_mode, force_fp32, fused_modconv.
+        # Built last, so the official parameters get the same random numbers with or without it.
+        self.side = None
+        if side_kwargs is not None:
+            layers = self._side_layers()
+            self.side = dnnlib.util.construct_class_by_name(channels=[int(layer.weight.shape[0]) for layer in layers], **side_kwargs)
+
+    # The modulated conv layers in execution order: the ones the side module sees.
+    def _side_layers(self):
+        layers = []
+        for res in self.block_resolutions:
+            block = getattr(self, f'b{res}')
+            layers += [block.conv0, block.conv1] if hasattr(block, 'conv0') else [block.conv1]
+        return layers
+
+    def forward(self, ws, side=None, **block_kwargs):
+        # block_kwargs: noise_mode, force_fp32, fused_modconv. side: input of the side module (see class doc).
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        if self.side is not None:
+            index = {id(layer): i for i, layer in enumerate(self._side_layers())}
+            block_kwargs = dict(block_kwargs, side_fn=lambda layer, x: self.side(index[id(layer)], x, side))
+        elif side is not None:
+            raise ValueError('SynthesisNetwork: got a side input, but the network has no side module (side_kwargs=None)')
         ws, features, img, w_start = ws.to(torch.float32), None, None, 0
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
@@ -477,6 +532,8 @@ class Generator(torch.nn.Module):
     mapping_kwargs: for MappingNetwork; synthesis_kwargs: for SynthesisNetwork."""
 
     def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, synthesis_kwargs={}):
+        _check_sizes('Generator', 0, z_dim=z_dim, c_dim=c_dim)
+        _check_sizes('Generator', 1, w_dim=w_dim, img_channels=img_channels)
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
@@ -597,10 +654,16 @@ class MinibatchStdLayer(torch.nn.Module):
 class DiscriminatorEpilogue(torch.nn.Module):
     """Args: in_channels; cmap_dim: label embedding size (0 = unconditional); resolution (4); img_channels;
     architecture; mbstd_group_size (None = whole batch); mbstd_num_channels (0 = no minibatch stddev);
-    activation; conv_clamp (None = disable)."""
+    activation; conv_clamp (None = disable); out_dim: width of the raw output (None = 1, or cmap_dim to
+    project onto cmap); extra_features: width of the extra per-image features given to forward();
+    extra_at: where they join, 'out' (the output layer) or 'fc' (the fully connected layer). They get
+    their own weights `extra` ([width, extra_features], no bias), added to that layer's pre-activation:
+    the same as concatenating them with its input, but fc and out keep their official shapes, so an
+    official pickle's weights still load into a D with features (weights-only resume)."""
 
     def __init__(self, in_channels, cmap_dim, resolution, img_channels, architecture='resnet',
-                 mbstd_group_size=4, mbstd_num_channels=1, activation='lrelu', conv_clamp=None):
+                 mbstd_group_size=4, mbstd_num_channels=1, activation='lrelu', conv_clamp=None,
+                 out_dim=None, extra_features=0, extra_at='out'):
         _check_architecture('DiscriminatorEpilogue', architecture)
         super().__init__()
         self.in_channels, self.cmap_dim, self.resolution = in_channels, cmap_dim, resolution
@@ -612,11 +675,20 @@ class DiscriminatorEpilogue(torch.nn.Module):
         if mbstd_num_channels > 0:
             self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels)
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp)
-        num_outputs = cmap_dim if cmap_dim > 0 else 1  # one logit, or a vector to project onto cmap
+        if extra_at not in ('out', 'fc'):
+            raise ValueError(f'DiscriminatorEpilogue: extra_at must be "out" or "fc", got {extra_at!r}')
+        if out_dim is not None and cmap_dim > 0:
+            raise ValueError('DiscriminatorEpilogue: out_dim is for unconditional discriminators (c_dim = 0); '
+                             'a conditional one projects its output onto the label embedding')
+        self.extra_features, self.extra_at = int(extra_features), extra_at
+        num_outputs = cmap_dim if cmap_dim > 0 else (1 if out_dim is None else out_dim)  # logit(s), or a vector for cmap
         self.fc = FullyConnectedLayer(in_channels * resolution * resolution, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, num_outputs)
+        if self.extra_features > 0:
+            self.extra = FullyConnectedLayer(self.extra_features, in_channels if extra_at == 'fc' else num_outputs, bias=False)
 
-    def forward(self, x, img, cmap, force_fp32=False):
+    def forward(self, x, img, cmap, force_fp32=False, features=None):
+        # features: [N, extra_features] per-image features to concatenate (D's feature module), or None.
         # The epilogue always runs in float32; force_fp32 is accepted for a uniform block interface.
         del force_fp32
         misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
@@ -628,7 +700,13 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
         if self.mbstd is not None:
             x = self.mbstd(x)  # [N, C + mbstd_num_channels, H, W]
-        x = self.out(self.fc(self.conv(x).flatten(1)))  # flatten is channel-major: [N, C*H*W]
+        if (features is None) != (self.extra_features == 0):
+            raise ValueError(f'DiscriminatorEpilogue: expected {self.extra_features} extra features per image, '
+                             f'got {"none" if features is None else list(features.shape)}')
+        x = self.conv(x).flatten(1)  # flatten is channel-major: [N, C*H*W]
+        extra = None if features is None else self.extra(features.to(x.dtype))
+        x = self.fc(x, add=extra if self.extra_at == 'fc' else None)
+        x = self.out(x, add=extra if self.extra_at == 'out' else None)
 
         # Conditional: score = <out, cmap> / sqrt(cmap_dim).
         if self.cmap_dim > 0:
@@ -647,17 +725,29 @@ class Discriminator(torch.nn.Module):
     """Args: c_dim (0 = unconditional); img_resolution (a power of two >= 4), img_channels of the input;
     architecture: 'orig', 'skip' or 'resnet'; channel_base, channel_max, num_fp16_res: as in
     SynthesisNetwork; conv_clamp (None = disable); cmap_dim: label embedding size (None = channels at
-    4x4); block_kwargs, mapping_kwargs, epilogue_kwargs: for the blocks, the label mapping, the epilogue."""
+    4x4); block_kwargs, mapping_kwargs, epilogue_kwargs: for the blocks, the label mapping, the epilogue.
+
+    Extensions (not in the official network; used by priors, all off by default):
+    out_dim: width of the raw output, e.g. a distribution's parameters (None = one logit);
+    feature_kwargs: None, or dict(class_name=..., **kwargs) of a feature module F built as
+    `F(img_resolution=..., img_channels=..., **kwargs)`, called on D's input image and returning [N, F]
+    features that are concatenated with D's own at `feature_at`: 'out' (before the output layer) or 'fc'
+    (before the epilogue's fully connected layer). F keeps frozen weights as buffers; gradients with
+    respect to the image flow through it."""
 
     def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768, channel_max=512,
-                 num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={}):
+                 num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={},
+                 out_dim=None, feature_kwargs=None, feature_at='out'):
         log2 = _resolution_log2('Discriminator', img_resolution)
         _check_architecture('Discriminator', architecture)
+        _check_sizes('Discriminator', 0, c_dim=c_dim, num_fp16_res=num_fp16_res)
+        _check_sizes('Discriminator', 1, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max)
         super().__init__()
         self.c_dim, self.img_channels = c_dim, img_channels
         self.img_resolution, self.img_resolution_log2 = img_resolution, log2
         self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
         channels = _channel_table(self.block_resolutions + [4], channel_base, channel_max)
+        _check_channels('Discriminator', channels, channel_base)
         fp16_resolution = _first_fp16_resolution(log2, num_fp16_res)
         cmap_dim = 0 if c_dim == 0 else (channels[4] if cmap_dim is None else cmap_dim)
         self.cmap_dim = cmap_dim
@@ -671,13 +761,25 @@ class Discriminator(torch.nn.Module):
             layer_idx += block.num_layers
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None, **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **shared)
+
+        # The extensions: the epilogue gets their kwargs only when set, so its pickled kwargs stay official.
+        extension = dict()
+        if out_dim is not None:
+            extension['out_dim'] = int(out_dim)
+        self.features = None
+        if feature_kwargs is not None:
+            # Built on a forked RNG: the official layers get the same random numbers with or without it.
+            with torch.random.fork_rng(devices=[]):
+                self.features = dnnlib.util.construct_class_by_name(img_resolution=img_resolution, img_channels=img_channels, **feature_kwargs)
+            extension.update(extra_features=int(self.features.num_features), extra_at=feature_at)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **extension, **shared)
 
     def forward(self, img, c, **block_kwargs):
+        features = None if self.features is None else self.features(img).flatten(1)
         x = None
         for res in self.block_resolutions:
             x, img = getattr(self, f'b{res}')(x, img, **block_kwargs)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        return self.b4(x, img, cmap) if features is None else self.b4(x, img, cmap, features=features)
 
 #----------------------------------------------------------------------------

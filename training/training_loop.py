@@ -14,13 +14,15 @@ import psutil
 import torch
 
 import dnnlib
-import legacy
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
+from training import resume as resume_module
+from training import sampling
+from training.loss import PhaseBatch
 
-RESUME_STATE_VERSION = 1  # Layout version of the 'resume_state' snapshot entry.
+RESUME_STATE_VERSION = resume_module.RESUME_STATE_VERSION  # Layout version of the 'resume_state' snapshot entry.
 
 #----------------------------------------------------------------------------
 # EMA decay per step for G_ema: the weight of the old average after one batch,
@@ -78,8 +80,10 @@ def save_image_grid(img, fname, drange, grid_size):
     gw, gh = grid_size
     _N, H, W, C = pixels.shape
     pixels = pixels.reshape(gh, gw, H, W, C).transpose(0, 2, 1, 3, 4).reshape(gh * H, gw * W, C)
+    if C == 2:  # two channels (the toy lab's 2-D points) show as red and green
+        pixels, C = np.concatenate([pixels, np.zeros_like(pixels[:, :, :1])], axis=2), 3
     if C not in (1, 3):
-        raise ValueError(f'save_image_grid: images must have 1 or 3 channels, got {C}')
+        raise ValueError(f'save_image_grid: images must have 1, 2 or 3 channels, got {C}')
     image = PIL.Image.fromarray(pixels[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(pixels, 'RGB')
     with dnnlib.util.atomic_write(fname, 'wb') as f:
         image.save(f, format='png')
@@ -87,23 +91,23 @@ def save_image_grid(img, fname, drange, grid_size):
 #----------------------------------------------------------------------------
 # Grid of G_ema images (constant noise) for the fixed grid latents and labels.
 
-def _save_fakes(G_ema, grid, fname):
+def _save_fakes(G_ema, grid, fname, transform=None):
     with torch.no_grad():
-        fakes = [G_ema(z=z, c=c, noise_mode='const').cpu() for z, c in zip(grid.z, grid.c)]
+        fakes = [sampling.sample(G_ema, z, c, transform=transform, noise_mode='const').cpu() for z, c in zip(grid.z, grid.c)]
     save_image_grid(torch.cat(fakes), fname, drange=[-1, 1], grid_size=grid.size)
 
 # Write reals.png and fakes_init.png; returns the grid (size, latents, labels) for later fakes.
 # Grid images are generated batch_gpu at a time, or more for small images
 # (up to 2**16 pixels per call): many tiny calls are slow, and images of a
 # no-grad, constant-noise G do not depend on their batch.
-def _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device):
+def _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device, transform=None):
     print('Exporting sample images...')
     size, reals, labels = setup_snapshot_image_grid(training_set=training_set)
     save_image_grid(reals, os.path.join(run_dir, 'reals.png'), drange=[0, 255], grid_size=size)
     z = torch.randn([labels.shape[0], G_ema.z_dim], device=device)
     chunk = max(batch_gpu, 2**16 // (training_set.resolution ** 2))
     grid = dnnlib.EasyDict(size=size, z=z.split(chunk), c=torch.from_numpy(labels).to(device).split(chunk))
-    _save_fakes(G_ema, grid, os.path.join(run_dir, 'fakes_init.png'))
+    _save_fakes(G_ema, grid, os.path.join(run_dir, 'fakes_init.png'), transform)
     return grid
 
 #----------------------------------------------------------------------------
@@ -203,42 +207,6 @@ def _run_options(args):
     return json.loads(json.dumps({k: v for k, v in args.items() if k not in skip}, default=str))
 
 #----------------------------------------------------------------------------
-# Load a resume pickle on rank 0 and share its 'resume_state' (if it is used)
-# with every rank. Returns (networks dict on rank 0 / None elsewhere, resume state or None).
-
-def _load_resume(resume_pkl, resume_exact, num_gpus, rank):
-    if resume_pkl is None:
-        return None, None
-    data, state = None, None
-    if rank == 0:
-        print(f'Resuming from "{resume_pkl}"')
-        with dnnlib.util.open_url(resume_pkl) as f:
-            data = legacy.load_network_pkl(f)
-        state = data.get('resume_state', None) if resume_exact else None
-        if state is None:
-            why = 'resume_exact=False' if resume_exact is False and 'resume_state' in data else 'the pickle has no resume_state'
-            print(f'Loading weights only ({why}): optimizer, counters, ADA p and RNG start fresh, as in the official code.')
-        elif state.get('version') != RESUME_STATE_VERSION:
-            raise ValueError(f'{resume_pkl}: resume_state version {state.get("version")} is not supported '
-                             f'(this code reads version {RESUME_STATE_VERSION}); resume with resume_exact=False to load weights only')
-        else:
-            print(f'Exact resume at kimg {state["cur_nimg"] / 1000:.3f}, tick {state["cur_tick"]}.')
-    return data, _broadcast_object(state, num_gpus)
-
-#----------------------------------------------------------------------------
-# Copy the resume pickle's weights into our networks by name. Weights only
-# (the official behaviour) copies G, D and G_ema and tolerates missing names;
-# an exact resume also copies the augment pipe (its p) and requires every name.
-
-def _copy_resume_weights(resume_data, modules, exact):
-    if resume_data is None:
-        return
-    for name, module in modules.items():
-        source = resume_data.get(name, None)
-        if module is not None and source is not None and (exact or name != 'augment_pipe'):
-            misc.copy_params_and_buffers(source, module, require_all=exact)
-
-#----------------------------------------------------------------------------
 # Dataset, sampler and an endless iterator over batches of this rank.
 
 def _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_seed, batch_size, num_gpus, rank, device, sampler_state):
@@ -293,22 +261,7 @@ def _build_augment(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg
     if ada_target is not None:
         from training.augment import AdaptiveP
         ada = AdaptiveP(target=ada_target, batch_size=batch_size, ada_kimg=ada_kimg, interval=ada_interval)
-        ada.stats = training_stats.Collector(regex='Loss/signs/real')
-        ada.carry = [0, 0.0]  # [count, sum] of signs seen since the last adjustment, before a snapshot split
     return augment_pipe, ada
-
-# Adjust p from E[sign(D(real))] over all reals (all ranks) since the last adjustment.
-def _adjust_ada(ada, augment_pipe):
-    num, total = _take_ada_signs(ada)
-    ada.update(augment_pipe, total / num if num > 0 else None)
-
-def _take_ada_signs(ada):
-    ada.stats.update()
-    num = ada.stats.num('Loss/signs/real')
-    total = ada.stats.mean('Loss/signs/real') * num if num > 0 else 0.0
-    num, total = num + ada.carry[0], total + ada.carry[1]
-    ada.carry = [0, 0.0]
-    return num, total
 
 #----------------------------------------------------------------------------
 # Training phases. With a regularisation interval I, the main and the lazy
@@ -329,8 +282,33 @@ def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interv
         opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
         for suffix, interval in schedule:
             phases.append(dnnlib.EasyDict(name=prefix + suffix, opt_key=prefix, module=module, opt=opt,
-                                          interval=interval, timer=_PhaseTimer(device)))
+                                          interval=interval, timer=_PhaseTimer(device), accumulate=None))
     return phases
+
+# The loss's extra phases (training.loss.ExtraPhase) after the built-in ones: a
+# module of its own gets an optimizer keyed by the phase name; 'G' / 'D' reuse
+# that network's optimizer. Returns (phases, {name: module} of the own modules).
+def _setup_extra_phases(extra, phases, G, D, device):
+    own, by_net = dict(), {'G': (G, phases[0].opt), 'D': (D, phases[-1].opt)}
+    result = []
+    for spec in extra:
+        if not isinstance(spec.interval, int) or spec.interval < 1:
+            raise ValueError(f'Extra phase "{spec.name}": interval must be an integer >= 1, got {spec.interval!r}')
+        if isinstance(spec.module, str):
+            if spec.module not in by_net:
+                raise ValueError(f'Extra phase "{spec.name}": module must be an nn.Module, "G" or "D", got {spec.module!r}')
+            module, opt = by_net[spec.module]
+            opt_key = spec.module
+        else:
+            module = spec.module.to(device).requires_grad_(False)
+            if spec.opt_kwargs is None:
+                raise ValueError(f'Extra phase "{spec.name}" trains its own module and needs opt_kwargs (class_name, lr, ...)')
+            opt = dnnlib.util.construct_class_by_name(module.parameters(), **spec.opt_kwargs)
+            opt_key = spec.name
+            own[spec.name] = module
+        result.append(dnnlib.EasyDict(name=spec.name, opt_key=opt_key, module=module, opt=opt, interval=spec.interval,
+                                      timer=_PhaseTimer(device), accumulate=spec.accumulate))
+    return result, own
 
 #----------------------------------------------------------------------------
 # Copy rank 0's parameters and buffers to every rank.
@@ -342,6 +320,41 @@ def _broadcast_modules(modules, num_gpus):
         if module is not None:
             for tensor in misc.params_and_buffers(module):
                 torch.distributed.broadcast(tensor.data, src=0)
+
+#----------------------------------------------------------------------------
+# A run whose weights became NaN or infinite. Raised on every rank at the end of
+# the tick, before that tick's snapshot is written.
+
+class TrainingDivergedError(RuntimeError):
+    pass
+
+# (module name, tensor name) of the first non-finite parameter or buffer of G,
+# D, G_ema or the augment pipe on any rank, or None. A collective call.
+def _find_non_finite(modules, num_gpus, device):
+    found = None
+    for module_name, module in modules.items():
+        if module is None:
+            continue
+        for name, tensor in misc.named_params_and_buffers(module):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                found = (module_name, name)
+                break
+        if found is not None:
+            break
+    if num_gpus > 1:
+        flag = torch.tensor([0.0 if found is None else 1.0], device=device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if found is None and flag.item() > 0:
+            found = ('another rank', 'a parameter')
+    return found
+
+def _divergence_message(found, cur_nimg, last_snapshot_pkl):
+    module_name, name = found
+    last = (f'the last good snapshot is "{last_snapshot_pkl}" (resume from it with --resume=PATH)'
+            if last_snapshot_pkl is not None else 'no snapshot was written before it')
+    return (f'training diverged at kimg {cur_nimg / 1000:g}: {module_name} tensor "{name}" holds NaN or infinite values, '
+            f'so no snapshot was written for this tick; {last}. Lower the learning rates (--glr, --dlr) or raise '
+            f'--gamma before resuming')
 
 #----------------------------------------------------------------------------
 # Average gradients over ranks (one all-reduce of all of them), then replace
@@ -371,8 +384,11 @@ def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
     phase.module.requires_grad_(True)
     rounds = list(zip(real_img, real_c, gen_z, gen_c))
     for round_idx, (r_img, r_c, g_z, g_c) in enumerate(rounds):
-        loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
-                                  sync=(round_idx == len(rounds) - 1), gain=phase.interval)
+        if phase.accumulate is not None:
+            phase.accumulate(PhaseBatch(r_img, r_c, g_z, g_c), gain=phase.interval)
+        else:
+            loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
+                                      sync=(round_idx == len(rounds) - 1), gain=phase.interval)
     phase.module.requires_grad_(False)
     with torch.autograd.profiler.record_function(phase.name + '_opt'):
         _reduce_gradients(phase.module, num_gpus)
@@ -386,7 +402,8 @@ def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
 def _fetch_batch(data_iter, training_set, num_phases, batch_size, batch_gpu, z_dim, device):
     with torch.autograd.profiler.record_function('data_fetch'):
         images, labels = next(data_iter)
-        real_img = misc.uint8_to_images(images.to(device)).split(batch_gpu)
+        images = images.to(device)
+        real_img = (images if images.is_floating_point() else misc.uint8_to_images(images)).split(batch_gpu)  # float items: toy points
         real_c = labels.to(device).split(batch_gpu)
         all_gen_z = torch.randn([num_phases * batch_size, z_dim], device=device)
         gen_z = [chunk.split(batch_gpu) for chunk in all_gen_z.split(batch_size)]
@@ -415,54 +432,65 @@ def _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, r
     num_unused = int(sampler_state['num_yielded']) - state.consumed
     if num_unused != 0:
         sampler_state = sampler.state_dict(num_unused=num_unused)  # rewind what the DataLoader prefetched
-    mine = dict(rng=_get_rng_state(device), loss=loss.state_dict(), sampler=sampler_state)
+    mine = dict(rng=_get_rng_state(device), loss=loss.rank_state_dict(), sampler=sampler_state)
     ranks = _gather_objects(mine, num_gpus)
     if ada is not None:
-        num, total = _take_ada_signs(ada)
-        ada.carry = [num, total]
+        ada.hold_signs()
     optimizers = {phase.opt_key: phase.opt.state_dict() for phase in phases}
     return dict(version=RESUME_STATE_VERSION, cur_nimg=state.cur_nimg, cur_tick=state.cur_tick + 1,
                 batch_idx=state.batch_idx, total_sec=time.time() - state.start_time, num_gpus=num_gpus,
-                optimizers=optimizers, ada=(None if ada is None else dict(ada.state_dict(), carry=list(ada.carry))),
-                ranks=ranks, training_options=run_options)
+                optimizers=optimizers, ada=(None if ada is None else ada.state_dict()),
+                loss=loss.state_dict(), ranks=ranks, training_options=run_options)
 
 # Put the saved state back. Called last in setup, so that setup's own random draws do not matter.
-def _restore_resume_state(resume_state, state, phases, ada, loss, device, num_gpus, rank):
-    state.cur_nimg = state.tick_start_nimg = resume_state['cur_nimg']
-    state.cur_tick = resume_state['cur_tick']
-    state.batch_idx = resume_state['batch_idx']
-    state.start_time -= resume_state['total_sec']
+def _restore_resume_state(resume, state, phases, ada, loss, device, num_gpus, rank):
+    state.cur_nimg = state.tick_start_nimg = resume.get('cur_nimg')
+    state.cur_tick = resume.get('cur_tick')
+    state.batch_idx = resume.get('batch_idx')
+    state.start_time -= resume.get('total_sec')
+    saved_opts = resume.get('optimizers')
     for phase in phases:
+        if phase.opt_key not in saved_opts:
+            raise ValueError(f'{resume.path}: the snapshot has no optimizer state for "{phase.opt_key}" (it has {sorted(saved_opts)}); '
+                             f'it was trained with other phases; resume with resume_exact=False to load weights only')
         # Options may have changed on purpose (e.g. the learning rate): keep the configured hyperparameters.
         configured = [{k: v for k, v in group.items() if k != 'params'} for group in phase.opt.param_groups]
-        phase.opt.load_state_dict(resume_state['optimizers'][phase.opt_key])
+        phase.opt.load_state_dict(saved_opts[phase.opt_key])
         for group, values in zip(phase.opt.param_groups, configured):
             group.update(values)
-    if ada is not None and resume_state['ada'] is not None:
-        ada.load_state_dict(resume_state['ada'])
-        ada.carry = list(resume_state['ada']['carry'])
-    if resume_state['num_gpus'] != num_gpus:
+    if ada is not None and resume.get('ada') is not None:
+        ada.load_state_dict(resume.get('ada'))
+    loss.load_state_dict(resume.get('loss'))
+    if not resume.same_ranks:
         if rank == 0:
-            print(f'Note: the snapshot was written by {resume_state["num_gpus"]} processes, this run has {num_gpus}: '
-                  f'RNG, sampler and per-rank loss state start fresh, so the run will not continue exactly.')
+            print(f'Note: the snapshot was written by {resume.get("num_gpus")} processes, this run has {num_gpus}: '
+                  f'RNG, sampler and per-rank loss state start fresh, so the run will not continue exactly '
+                  f'(the shared state, e.g. the priors\' fitted models and pretraining, is kept).')
         return
-    mine = resume_state['ranks'][rank]
-    loss.load_state_dict(mine['loss'])
-    _set_rng_state(mine['rng'], device)
+    loss.load_rank_state_dict(resume.rank_state('loss'))
+    _set_rng_state(resume.rank_state('rng'), device)
 
 #----------------------------------------------------------------------------
 # Write network-snapshot-<kimg>.pkl: the official keys (training_set_kwargs,
 # G, D, G_ema, augment_pipe) followed by our 'resume_state'. Returns the path
 # and the snapshot dict (on every rank; only rank 0 writes).
 
-def _save_network_snapshot(run_dir, cur_nimg, training_set_kwargs, modules, resume_state, num_gpus, rank):
+def _snapshot_copy(module, num_gpus):
+    if num_gpus > 1:
+        misc.check_ddp_consistency(module, ignore_regex=r'.*\.w_avg')
+    return copy.deepcopy(module).eval().requires_grad_(False).cpu()
+
+# Extras after the official keys, each only when used: the extra phases'
+# modules and the sample-time transform specs (training.sampling).
+def _save_network_snapshot(run_dir, cur_nimg, training_set_kwargs, modules, resume_state, num_gpus, rank,
+                           extra_modules=None, sample_transform_kwargs=None):
     snapshot = dict(training_set_kwargs=dict(training_set_kwargs))
     for name, module in modules.items():
-        if module is not None:
-            if num_gpus > 1:
-                misc.check_ddp_consistency(module, ignore_regex=r'.*\.w_avg')
-            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
-        snapshot[name] = module
+        snapshot[name] = None if module is None else _snapshot_copy(module, num_gpus)
+    if extra_modules:
+        snapshot['extra_modules'] = {name: _snapshot_copy(module, num_gpus) for name, module in extra_modules.items()}
+    if sample_transform_kwargs:
+        snapshot[sampling.SNAPSHOT_KEY] = [dict(spec) for spec in sample_transform_kwargs]
     snapshot['resume_state'] = resume_state
     path = os.path.join(run_dir, f'network-snapshot-{cur_nimg // 1000:06d}.pkl')
     if rank == 0:
@@ -550,7 +578,8 @@ def _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, c
     stats = stats_collector.as_dict()
     timestamp = time.time()
     if stats_jsonl is not None:
-        stats_jsonl.write(json.dumps(dict(stats, timestamp=timestamp)) + '\n')
+        # Strict JSON: a diverged NaN/inf statistic is written as the string "NaN"/"Infinity"/"-Infinity".
+        stats_jsonl.write(json.dumps(dnnlib.util.json_safe(dict(stats, timestamp=timestamp)), allow_nan=False) + '\n')
         stats_jsonl.flush()
     if stats_tfevents is not None:
         global_step, walltime = int(cur_nimg / 1e3), timestamp - start_time
@@ -561,8 +590,8 @@ def _write_stats(stats_collector, stats_jsonl, stats_tfevents, metric_results, c
         stats_tfevents.flush()
 
 #----------------------------------------------------------------------------
-# Train G and D. Arguments are the official training_loop's (spec §13.2),
-# keyword-only, plus device, sampler_kwargs, metric_fn and resume_exact.
+# Train G and D. Arguments are the official training_loop's, keyword-only,
+# plus device, sampler_kwargs, sample_transform_kwargs, metric_fn and resume_exact.
 # Returns the final networks, loss and counters (an EasyDict), for tests and notebooks.
 
 def training_loop(*,
@@ -582,6 +611,7 @@ def training_loop(*,
     G_opt_kwargs            = {},       # Generator optimizer class_name and arguments.
     D_opt_kwargs            = {},       # Discriminator optimizer class_name and arguments.
     loss_kwargs             = {},       # Loss class_name and arguments.
+    sample_transform_kwargs = [],       # Sample-time latent transforms (training.sampling), stored in each snapshot.
     G_reg_interval          = 4,        # Lazy G regularisation every this many steps; None = in every step.
     D_reg_interval          = 16,       # Lazy D regularisation every this many steps; None = in every step.
     # Schedule.
@@ -618,31 +648,41 @@ def training_loop(*,
     if batch_size % (batch_gpu * num_gpus) != 0:
         raise ValueError(f'batch_size={batch_size} must be divisible by batch_gpu * num_gpus = {batch_gpu} * {num_gpus}')
 
-    # Load the resume pickle, then build data, networks, augmentation, loss and phases.
-    resume_data, resume_state = _load_resume(resume_pkl, resume_exact, num_gpus, rank)
-    if resume_state is not None and resume_state['cur_nimg'] >= total_kimg * 1000:
-        raise ValueError(f'total_kimg={total_kimg}: the snapshot is already at kimg {resume_state["cur_nimg"] / 1000:g}; raise total_kimg to train further')
-    same_ranks = resume_state is not None and resume_state['num_gpus'] == num_gpus
+    # Read the resume pickle once, then build data, networks, augmentation, loss and phases.
+    resume = resume_module.ResumeSource(resume_pkl, resume_exact, num_gpus, rank, _broadcast_object)
+    if resume.exact and resume.get('cur_nimg') >= total_kimg * 1000:
+        raise ValueError(f'total_kimg={total_kimg}: the snapshot is already at kimg {resume.get("cur_nimg") / 1000:g}; raise total_kimg to train further')
     if rank == 0:
         print('Loading training set...')
     training_set, sampler, data_iter = _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_seed, batch_size,
-                                                   num_gpus, rank, device, resume_state['ranks'][rank]['sampler'] if same_ranks else None)
+                                                   num_gpus, rank, device, resume.rank_state('sampler'))
     if rank == 0:
         print('Constructing networks...')
     G, D, G_ema = _build_networks(G_kwargs, D_kwargs, training_set, device)
     augment_pipe, ada = _build_augment(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, batch_size, device)
     modules = dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
-    _copy_resume_weights(resume_data, modules, exact=(resume_state is not None))
-    del resume_data
     if rank == 0:
         _print_summaries(G, D, batch_gpu, device)
     _broadcast_modules(modules.values(), num_gpus)
+
+    # The loss, with the run's context; then its extra phases. The resumed weights are copied after the
+    # loss's setup, so that what a prior puts into the networks there (e.g. frozen features) is overridden
+    # by an exact resume and kept by a weights-only one.
     loss = dnnlib.util.construct_class_by_name(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D,
                                                augment_pipe=augment_pipe, **loss_kwargs)
+    loss.setup(dnnlib.EasyDict(G=G, G_ema=G_ema, D=D, augment_pipe=augment_pipe, dataset_kwargs=dnnlib.EasyDict(training_set_kwargs),
+                               random_seed=random_seed, rank=rank, num_gpus=num_gpus, run_dir=(run_dir if rank == 0 else None),
+                               batch_size=batch_size, batch_gpu=batch_gpu, device=device))
     phases = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device)
+    extra_phases, extra_modules = _setup_extra_phases(loss.extra_phases(), phases, G, D, device)
+    phases += extra_phases
+    resume.copy_weights(modules, extra_modules)
+    resume.release()
+    _broadcast_modules(list(modules.values()) + list(extra_modules.values()), num_gpus)
 
-    # Export the real and initial fake image grids.
-    grid = _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device) if rank == 0 else None
+    # Export the real and initial fake image grids (through the sample-time transform, if any).
+    transform = sampling.SampleTransform(sample_transform_kwargs, G=G_ema, D=D)
+    grid = _export_initial_grids(run_dir, training_set, G_ema, batch_gpu, device, transform) if rank == 0 else None
 
     # Open the logs; set the counters; restore the resume state last.
     if rank == 0:
@@ -650,10 +690,11 @@ def training_loop(*,
     stats_collector = training_stats.Collector(regex='.*')
     stats_jsonl, stats_tfevents = _open_logs(run_dir, rank)
     state = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0, start_time=start_time,
-                            tick_start_time=time.time(), maintenance_time=0.0, consumed=0)
-    if resume_state is not None:
-        _restore_resume_state(resume_state, state, phases, ada, loss, device, num_gpus, rank)
-        state.consumed = int(resume_state['ranks'][rank]['sampler']['num_yielded']) if same_ranks else 0
+                            tick_start_time=time.time(), maintenance_time=0.0, consumed=0,
+                            last_snapshot_pkl=resume_pkl)  # the newest snapshot known to be good
+    if resume.exact:
+        _restore_resume_state(resume, state, phases, ada, loss, device, num_gpus, rank)
+        state.consumed = int(resume.rank_state('sampler')['num_yielded']) if resume.same_ranks else 0
     if rank == 0:
         print(f'Training for {total_kimg} kimg...')
         print()
@@ -675,7 +716,7 @@ def training_loop(*,
         state.cur_nimg += batch_size
         state.batch_idx += 1
         if ada is not None and ada.is_due(state.batch_idx):
-            _adjust_ada(ada, augment_pipe)
+            ada.adjust(augment_pipe)
 
         # Continue unless the tick is over.
         done = state.cur_nimg >= total_kimg * 1000
@@ -692,19 +733,30 @@ def training_loop(*,
                     print()
                     print('Aborting...')
 
-            # Save image snapshot.
-            if rank == 0 and image_snapshot_ticks is not None and (done or state.cur_tick % image_snapshot_ticks == 0):
-                _save_fakes(G_ema, grid, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'))
+            # Stop a diverged run before it writes a snapshot: the last good one stays the newest.
+            diverged = _find_non_finite(modules, num_gpus, device)
+            if diverged is not None:
+                _write_stats(stats_collector, stats_jsonl, stats_tfevents, dict(), state.cur_nimg, state.start_time)
+                raise TrainingDivergedError(_divergence_message(diverged, state.cur_nimg, state.last_snapshot_pkl))
+
+            # Image snapshot: the loss's pictures now; the fakes after the network snapshot of this tick.
+            save_images = rank == 0 and image_snapshot_ticks is not None and (done or state.cur_tick % image_snapshot_ticks == 0)
+            if save_images:
                 loss.on_snapshot(run_dir, state.cur_nimg)
 
             # Save network snapshot; evaluate metrics on it.
             metric_results = dict()
             if network_snapshot_ticks is not None and (done or state.cur_tick % network_snapshot_ticks == 0):
                 resume_out = _collect_resume_state(state, phases, ada, loss, sampler, device, num_gpus, run_options)
-                snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank)
+                snapshot_pkl, snapshot = _save_network_snapshot(run_dir, state.cur_nimg, training_set_kwargs, modules, resume_out, num_gpus, rank,
+                                                                extra_modules, sample_transform_kwargs)
+                state.last_snapshot_pkl = snapshot_pkl
                 metric_results = _evaluate_metrics(metrics, metric_fn or calc_and_report_metrics, snapshot, snapshot_pkl,
                                                    run_dir, training_set_kwargs, num_gpus, rank, device)
                 del snapshot
+            if save_images:
+                _save_fakes(G_ema, grid, os.path.join(run_dir, f'fakes{state.cur_nimg // 1000:06d}.png'), transform)
+                training_set.on_snapshot(run_dir, state.cur_nimg, G=G_ema, loss=loss, transform=transform)
 
             # Collect statistics and write the logs.
             for phase in phases:

@@ -3,13 +3,16 @@
 QS. The paper scores an image set by the mean "normalised" log-likelihood
 log p(F(x) | lambda) of Eq. 3 and does not say how it normalises. We
 normalise by the real images: a generated image gets the percentile rank of
-its log-likelihood among the log-likelihoods of the real images the prior
-was fitted on (the fraction of real images whose value is <= its own), and
-QS is the mean rank over the generated images. QS lies in [0, 1], higher is
-better, and images distributed like the real ones score 0.5 (the real images
-against themselves score (N + 1) / 2N). A rank does not depend on the feature
-dimension or on the scale of the densities, so values are comparable across
-extractors and PCA settings, which a raw log-likelihood is not.
+its log-likelihood among the reference log-likelihoods of the prior file (the
+fraction of reference reals whose value is <= its own), and QS is the mean
+rank over the generated images. The reference reals are held out of the GMM
+fit (prior files of format 2, default holdout 0.1), so unseen images
+distributed like the real ones score 0.5 even when the GMM overfits; format-1
+files and holdout=0 rank against the fitted reals, which an overfitted GMM
+scores higher than any unseen image (tests/numerics/test_gmm_prior.py: 0.29
+instead of 0.5). QS lies in [0, 1], higher is better. A rank does not depend
+on the feature dimension or on the scale of the densities, so values are
+comparable across extractors and PCA settings, which a raw log-likelihood is not.
 
 DDS. Eq. 7 as written: sum_i |f_i^r - f_i^g| over the M components, with f^r
 the real frequencies stored in the prior file and f^g the share of generated
@@ -23,7 +26,7 @@ Where the prior comes from (first match):
     a loaded priors.gmm.prior_file.PriorFile (calc_metrics.py --prior-file=PATH;
     the training loop passes the run's prior);
   - the GMM prior state of MetricOptions.snapshot, a training snapshot of a
-    run with --prior=gmm (resume_state['ranks'][0]['loss']['priors']['gmm']
+    run with --prior=gmm (the shared loss state of its resume_state, training.resume.loss_state(snapshot)['priors']['gmm']
     ['prior_file']);
   - otherwise the metric stops with an error that says what to pass.
 
@@ -163,7 +166,7 @@ def prior_scores(prior, gen_features, rule=None):
 # checks a file. `where` names the dict's origin in error messages.
 def prior_from_record(record, where='prior-file dict'):
     module = prior_file_module
-    fix = 'rebuild the prior with build_prior.py and pass it with --prior-file=PATH'
+    fix = 'rebuild the prior with build_prior.py and pass the new prior file'
     if not isinstance(record, dict) or record.get('kind') != module.FILE_KIND or not isinstance(record.get('format_version'), int):
         raise module.PriorFileError(f"{where} is not a prior file (no kind='{module.FILE_KIND}' and format_version); {fix}")
     if record['format_version'] > module.FORMAT_VERSION:
@@ -212,9 +215,10 @@ def compute_prior_scores(opts, metric, num_gen):
     try:
         prior = load_metric_prior(opts.prior_file, opts.snapshot)
     except prior_file_module.PriorFileError as err:
-        raise metric_utils.MetricOptionsError(f'{metric}: {err}') from err
+        raise metric_utils.MetricOptionsError(f'{metric}: {err}', option='prior_file') from err
     if prior is None:
-        raise metric_utils.MetricOptionsError(f'{metric} needs a GMM prior: pass --prior-file=... or use a snapshot trained with --prior=gmm')
+        raise metric_utils.MetricOptionsError(f'{metric} needs a GMM prior: pass a prior file from build_prior.py, or use a snapshot '
+                                              f'trained with the gmm prior', option='prior_file')
 
     # Same generator pass as fid50k_full (for a conditional G the label source is part of the pass).
     opts.dataset_kwargs.update(max_size=None, xflip=False)

@@ -259,7 +259,13 @@ class GaussianMixture(torch.nn.Module):
 
     def _samples(self, X, where):
         self._check_fitted(where)
-        return _as_samples(X, self.means_.device, f'GaussianMixture.{where}()', self.n_features_in_)
+        x = _as_samples(X, self.means_.device, f'GaussianMixture.{where}()', self.n_features_in_)
+        # A NaN row would get a NaN score and an arbitrary component; refuse it, as fit() does (issue 15).
+        bad = ~torch.isfinite(x).all(dim=1)
+        if bool(bad.any()):
+            raise ValueError(f'GaussianMixture.{where}(): {int(bad.sum())} of {x.shape[0]} samples contain NaN or infinite '
+                             f'values (first: row {int(bad.nonzero()[0, 0])})')
+        return x
 
     @torch.no_grad()
     def score_samples(self, X):

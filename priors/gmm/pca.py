@@ -151,6 +151,10 @@ class PCA(torch.nn.Module):
         or array input) and lives on the module's device; computed in float64.
         """
         X = self._check_input(X, 'transform', self.n_features_in_)
+        bad = ~torch.isfinite(X.detach()).all(dim=1) if X.is_floating_point() else None
+        if bad is not None and bool(bad.any()):  # refused as in fit() (issue 15)
+            raise ValueError(f'PCA.transform(): {int(bad.sum())} of {X.shape[0]} samples contain NaN or infinite values '
+                             f'(first: row {int(bad.nonzero()[0, 0])})')
         out_dtype = X.dtype if X.is_floating_point() else torch.float32
         y = (X.to(device=self.mean_.device, dtype=torch.float64) - self.mean_) @ self.components_.T
         scale = self._scale()

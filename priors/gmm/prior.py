@@ -1,23 +1,28 @@
 """The PriorGAN prior (`--prior=gmm`): quality loss and resampling from a GMM on deep features of the real images (Gu et al., "PriorGAN: Real Data Prior for Generative Adversarial Nets", §3.2-3.3).
 
-Quality loss (Eq. 5), added to G's main step with weight delta:
+Quality loss (Eq. 5), added to G's main step with weight `weight`:
 
-    L_Q(z) = -log p(F(G(z)) | lambda) / d   if log p(F(G(z)) | lambda) < log theta,   else 0
+    loss_form 'per_dim' (default):  weight * (-log p(F(G(z)) | lambda) / d)   if log p < log theta, else 0
+    loss_form 'paper':              weight * (-log p(F(G(z)) | lambda))       if log p < log theta, else 0
 
 where p is the GMM of Eq. 3 on the PCA projection of the extractor features F
-and d is the dimension of that projection. The division by d is our choice
-(the paper leaves the scale open): log p of a d-dimensional Gaussian mixture
-is a sum of about d per-dimension terms, so its size grows with the feature
-dimension and the PCA setting (tens for the 32-d tiny extractor, thousands for
-Inception at 98% variance). Per dimension, delta = 0.1 (the paper's value)
-means the same strength for every extractor, and the term stays of the order
-of the adversarial loss. theta is the theta_quantile (default 10%) quantile of
-the real images' log-likelihoods, or an absolute log-likelihood.
+and d is the dimension of that projection. The paper's delta multiplies
+-log p itself ('paper'); so in the default per-dimension form a `weight` w
+is the paper's delta = w / d, and the paper's delta = 0.1 is weight = 0.1 with
+loss_form 'paper' (or weight = 0.1 d per dimension). Per dimension is the
+default because log p of a d-dimensional mixture is a sum of about d terms
+(tens of nats for the 32-d tiny extractor, thousands for Inception at 98%
+variance): the same weight then means the same strength for every extractor
+and PCA setting. theta is the theta_quantile (default 10%) quantile of the
+reference log-likelihoods (held-out reals, see prior_file), or an absolute
+log-likelihood.
 
-Resampling (Eq. 6-8), every resample_kimg thousand images: resample_num
-generated images (seeded, split across processes, counts summed) are assigned
-to components by the rule of §3.3 (nearest component mean; or largest
-responsibility), giving f^g (optionally smoothed by an EMA); then
+Resampling (Eq. 6-8), every resample_kimg thousand images: max(resample_num,
+resample_min_per_component * M) generated images (seeded, split across
+processes, counts summed) from G_ema (or G), quantised to uint8 like the real
+images, are assigned to components by the rule of §3.3 (nearest component
+mean; or largest responsibility), giving a raw estimate of f^g; an EMA across
+estimates (started at f^r, i.e. at "no correction") smooths it; then
 
     d  = f^r - f^g                                  (Eq. 6)
     DDS = sum_i |d_i|                               (Eq. 7)
@@ -26,8 +31,20 @@ responsibility), giving f^g (optionally smoothed by an EMA); then
 and each real image of component k gets the sampling weight f'_k / n_k, where
 n_k is the number of real images in component k (0 for empty components), so
 the data sampler shows component k with frequency f'_k.
+
+Noise floor. For a perfect generator (f^g drawn from f^r) an estimate from n
+images has Var f^g_i = f_i (1 - f_i) / n, the EMA with factor b shrinks that by
+(1 - b) / (1 + b) in the steady state, and Eq. 8 multiplies the error by
+alpha: E L1(f' - f^r) ~ alpha sqrt(2/pi) sum_i sqrt(f_i (1 - f_i) (1 - b) / ((1 + b) n))
+before clipping; component i is zeroed when its error exceeds f_i / alpha.
+docs/priors.md tabulates it; tests/numerics/test_gmm_prior.py checks it.
+
+v1 behaviour (before issue 14) is resample_ema=0, resample_min_per_component=0,
+resample_net='G', resample_noise='const', resample_pixels='float' and a prior
+file built with holdout=0.
 """
 
+import collections
 import contextlib
 import hashlib
 import os
@@ -42,12 +59,39 @@ from priors import features as features_module
 from priors.gmm import pictures
 from priors.gmm import prior_file as prior_file_module
 from priors import registry
+from training import resume as resume_module
+from torch_utils import misc
 from torch_utils import training_stats
 
 #----------------------------------------------------------------------------
 
 RESAMPLE_RULES = prior_file_module.ASSIGN_RULES   # 'nearest' (the paper's rule) or 'argmax'
+LOSS_FORMS = ('per_dim', 'paper')                  # -log p / d (default) or -log p (the paper's delta)
+RESAMPLE_NETS = ('G_ema', 'G')                     # generator whose images give f^g
+RESAMPLE_NOISES = ('random', 'const')              # per-sample seeded noise inputs, or the constant ones
+RESAMPLE_PIXELS = ('uint8', 'float')               # quantise like the real images, or raw float output
 _RESAMPLE_STREAM = 0x5e5a                          # Tag that separates the resampling latents from other seeded streams.
+
+#----------------------------------------------------------------------------
+# The paper's per-dataset settings (§4 "Implementation Details"): M components
+# and the resample weight alpha. Only these two differ between its datasets
+# (delta = 0.1 everywhere; see loss_form for how it maps to `weight`).
+
+Preset = collections.namedtuple('Preset', 'components resample_alpha')
+PRESETS = {
+    'cifar10':   Preset(components=35, resample_alpha=3),
+    'ffhq':      Preset(components=70, resample_alpha=7),
+    'lsun-cat':  Preset(components=7,  resample_alpha=7),
+    'lsun-bird': Preset(components=7,  resample_alpha=7),
+}
+
+# One estimate of f^g and what it did (GMMPrior.history): nimg = cur_nimg of the
+# estimate; gen_freqs = the raw f^g [M] of this estimate (before the EMA);
+# freqs = f' [M] (Eq. 8, from the smoothed f^g); dds = Eq. 7 of the raw f^g.
+ResampleUpdate = collections.namedtuple('ResampleUpdate', 'nimg gen_freqs freqs dds')
+
+# One hyperparameter check of GMMPrior.__init__.
+_Check = collections.namedtuple('_Check', 'key value ok allowed')
 
 #----------------------------------------------------------------------------
 # Eq. 5 per sample, as a per-dimension negative log-likelihood.
@@ -120,7 +164,8 @@ def resampled_frequencies(real_freqs, gen_freqs, alpha):
 
 #----------------------------------------------------------------------------
 # Exponential moving average of generated frequencies: ema * previous +
-# (1 - ema) * current; previous None (first estimate) or ema 0 gives current.
+# (1 - ema) * current; previous None or ema 0 gives current. GMMPrior starts
+# `previous` at f^r, so the first estimates move f' only gently.
 
 def smoothed_frequencies(previous, current, ema):
     """previous: [M] float64 or None; current: [M] float64; ema in [0, 1). Returns [M] float64."""
@@ -175,61 +220,80 @@ def _record_digest(record):
 # The PriorGAN prior. Hyperparameters only in __init__; setup() loads (or
 # builds) the prior file and the feature extractor.
 
-@registry.register_prior('gmm')
+@registry.register_prior('gmm', cli='priors.gmm.cli')
 class GMMPrior(base.Prior):
     def __init__(self,
         prior_file      = None,         # Prior file from build_prior.py; None = build one (or reuse it) in the cache.
         feature         = 'inception',  # Feature extractor F (priors.features.build_extractor name, path or URL).
         feature_kwargs  = {},           # Extra build_extractor() arguments (e.g. tiny: feature_dim, seed).
-        components      = 7,            # Number of Gaussian components M when building (7: paper, Table 5).
+        components      = 7,            # Number of Gaussian components M when building (7: paper, LSUN; PRESETS).
         pca             = 0.98,         # PCA before the GMM when building (prior_file.parse_pca); None = disable.
+        covariance      = 'full',       # GMM covariance type when building: 'full' or 'diag'.
+        holdout         = 0.1,          # Fraction of reals held out for the reference log-likelihoods when building; 0 = v1.
         cache_dir       = None,         # Folder of built prior files; None = <dnnlib cache>/priors.
-        weight          = 0.1,          # Quality loss weight delta (Eq. 5 term); 0 = disable the quality loss.
+        weight          = 0.1,          # Quality loss weight (Eq. 5 term); 0 = disable the quality loss. See loss_form.
+        loss_form       = 'per_dim',    # 'per_dim': weight * (-log p / d) (delta = weight / d); 'paper': weight * (-log p) (delta = weight).
         theta           = None,         # Threshold on log p (log theta of Eq. 5); None = use theta_quantile.
-        theta_quantile  = 0.1,          # theta = this quantile of the real images' log-likelihoods.
+        theta_quantile  = 0.1,          # theta = this quantile of the reference (held-out) real log-likelihoods.
         lazy            = 1,            # Apply the quality loss every this many iterations, with weight * lazy.
         resample        = True,         # Resampling strategy (Eq. 6-8); False = disable.
         resample_alpha  = 7,            # alpha of Eq. 8 (paper: 7 for FFHQ / LSUN, 3 for CIFAR-10).
         resample_kimg   = 4,            # Re-estimate f^g every this many thousand images.
-        resample_num    = 1000,         # Generated images per estimate of f^g.
-        resample_ema    = 0,            # EMA factor of f^g across estimates, in [0, 1); 0 = disable.
+        resample_num    = 1000,         # Generated images per estimate of f^g (at least resample_min_per_component * M).
+        resample_min_per_component = 50,  # Generated images per estimate >= this times M; 0 = exactly resample_num (v1).
+        resample_ema    = 0.9,          # EMA factor of f^g across estimates, in [0, 1), started at f^r; 0 = none (v1).
         resample_rule   = 'nearest',    # Component of an image: 'nearest' mean (paper, §3.3) or 'argmax' responsibility.
+        resample_net    = 'G_ema',      # Generator of the f^g images: 'G_ema' or the training 'G' (v1).
+        resample_noise  = 'random',     # Noise inputs: per-sample seeded 'random' (as in the metrics) or 'const' (v1).
+        resample_pixels = 'uint8',      # Images as the extractor sees them: 'uint8' = quantised like uint8 reals (float items,
+                                        # e.g. toy points, stay float), or 'float' (v1).
         resample_batch  = 32,           # Images per G call when estimating f^g.
     ):
         super().__init__()
-        for key, value, ok, allowed in [
-            ('weight',          weight,         weight >= 0,                    '>= 0'),
-            ('theta_quantile',  theta_quantile, 0 <= theta_quantile <= 1,       'in [0, 1]'),
-            ('resample_alpha',  resample_alpha, resample_alpha >= 0,            '>= 0'),
-            ('resample_kimg',   resample_kimg,  resample_kimg > 0,              '> 0'),
-            ('resample_ema',    resample_ema,   0 <= resample_ema < 1,          'in [0, 1)'),
+        for check in [
+            _Check('weight',          weight,         weight >= 0,                    '>= 0'),
+            _Check('theta_quantile',  theta_quantile, 0 <= theta_quantile <= 1,       'in [0, 1]'),
+            _Check('resample_alpha',  resample_alpha, resample_alpha >= 0,            '>= 0'),
+            _Check('resample_kimg',   resample_kimg,  resample_kimg > 0,              '> 0'),
+            _Check('resample_ema',    resample_ema,   0 <= resample_ema < 1,          'in [0, 1)'),
+            _Check('holdout',         holdout,        0 <= holdout < 1,               'in [0, 1)'),
         ]:
-            if not ok:
-                raise ValueError(f'Prior "gmm": {key} must be {allowed}, got {value!r}')
+            if not check.ok:
+                raise ValueError(f'Prior "gmm": {check.key} must be {check.allowed}, got {check.value!r}')
         for key, value in (('lazy', lazy), ('resample_num', resample_num), ('resample_batch', resample_batch), ('components', components)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f'Prior "gmm": {key} must be an integer >= 1, got {value!r}')
+        value = resample_min_per_component
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f'Prior "gmm": resample_min_per_component must be an integer >= 0, got {value!r}')
         if theta is not None and not np.isfinite(theta):
             raise ValueError(f'Prior "gmm": theta must be a finite log-likelihood or None, got {theta!r}')
-        if resample_rule not in RESAMPLE_RULES:
-            raise ValueError(f'Prior "gmm": resample_rule must be one of {", ".join(RESAMPLE_RULES)}, got {resample_rule!r}')
+        for key, value, allowed in (('resample_rule', resample_rule, RESAMPLE_RULES), ('loss_form', loss_form, LOSS_FORMS),
+                                    ('resample_net', resample_net, RESAMPLE_NETS), ('resample_noise', resample_noise, RESAMPLE_NOISES),
+                                    ('resample_pixels', resample_pixels, RESAMPLE_PIXELS), ('covariance', covariance, ('full', 'diag'))):
+            if value not in allowed:
+                raise ValueError(f'Prior "gmm": {key} must be one of {", ".join(allowed)}, got {value!r}')
         self.prior_file_path = prior_file
         self.feature, self.feature_kwargs = feature, dict(feature_kwargs)
         self.components, self.pca = int(components), prior_file_module.parse_pca(pca)
+        self.covariance, self.holdout = covariance, float(holdout)
         self.cache_dir = cache_dir
         self.weight, self.theta, self.theta_quantile, self.lazy = float(weight), theta, float(theta_quantile), int(lazy)
+        self.loss_form = loss_form
         self.resample, self.resample_alpha = bool(resample), float(resample_alpha)
         self.resample_nimg = int(round(resample_kimg * 1000))
         self.resample_num, self.resample_ema = int(resample_num), float(resample_ema)
+        self.resample_min_per_component = int(resample_min_per_component)
         self.resample_rule, self.resample_batch = resample_rule, int(resample_batch)
+        self.resample_net, self.resample_noise, self.resample_pixels = resample_net, resample_noise, resample_pixels
 
         # Training state (see state_dict()).
         self.num_progress = 0           # on_progress() calls so far (drives the lazy schedule)
         self.apply_quality = False      # whether this iteration's G step gets the quality loss
         self.last_update_nimg = 0       # cur_nimg of the last f^g estimate (0 = none yet)
-        self.gen_freqs = None           # f^g used last (after the EMA), float64 [M]
+        self.gen_freqs = None           # f^g used last (after the EMA), float64 [M]; None = no estimate yet
         self.freqs = None               # current f' (Eq. 8), float64 [M]; None = not resampled yet (f^r)
-        self.history = []               # per update: (nimg, raw f^g [M], f' [M], DDS)
+        self.history = []               # per update: ResampleUpdate(nimg, raw f^g [M], f' [M], DDS)
 
     def sampler_kwargs(self):
         return dnnlib.EasyDict(class_name='priors.sampler.PriorResampler') if self.resample else None
@@ -251,27 +315,35 @@ class GMMPrior(base.Prior):
                                                           expect_feature=self.extractor, device=ctx.device)
             else:
                 self.prior = prior_file_module.get_or_build_prior(ctx.dataset_kwargs, feature=self.feature, feature_kwargs=self.feature_kwargs,
-                                                                  components=self.components, pca=self.pca, device=ctx.device,
-                                                                  cache_dir=self.cache_dir, rank=ctx.rank, num_gpus=ctx.num_gpus)
+                                                                  components=self.components, pca=self.pca, covariance_type=self.covariance,
+                                                                  holdout=self.holdout, device=ctx.device, cache_dir=self.cache_dir,
+                                                                  rank=ctx.rank, num_gpus=ctx.num_gpus)
         self.digest = _record_digest(self.prior.record)
+        if self.prior.reference_source != 'heldout' and ctx.rank == 0 and self.theta is None:
+            print(f'Note: prior "gmm": {self.prior.path} has no held-out reals (format {self.prior.format_version}, or built with '
+                  f'holdout 0), so theta ranks generated images against the reals the GMM was fitted on')
         self.num_dims = int(self.prior.pca_dim)
         self.log_theta = float(self.theta) if self.theta is not None else self.prior.loglik_quantile(self.theta_quantile)
         self.assignments = self.prior.assignments(self.resample_rule).to(torch.int64).cpu()
         self.real_freqs = self.prior.real_freqs(self.resample_rule).to(torch.float64).cpu()
-        self._labels = None
-        if getattr(ctx.G_mapping, 'c_dim', 0) > 0:
-            self._labels = dnnlib.util.construct_class_by_name(**dict(ctx.dataset_kwargs, xflip=False))
+        if self.resample and self.resample_net == 'G_ema' and ctx.get('G_ema') is None:
+            raise ValueError('Prior "gmm": resample_net="G_ema" needs G_ema in the setup context; use resample_net="G"')
+        # Quantise generated images only when the reals are stored as uint8 pixels (not, e.g., the toy lab's float points).
+        dataset = dnnlib.util.construct_class_by_name(**dict(ctx.dataset_kwargs, xflip=False))
+        self._quantise = self.resample_pixels == 'uint8' and np.asarray(dataset[0][0]).dtype == np.uint8
+        self._labels = dataset if getattr(ctx.G_mapping, 'c_dim', 0) > 0 else None
 
     #------------------------------------------------------------------------
     # Quality loss (Eq. 5) at G's main step.
 
-    def extra_loss(self, step, img, c, logits, ws):
+    def extra_loss(self, step, img, c, logits, ws, **kwargs):
         if step != 'Gmain' or self.weight == 0 or not self.apply_quality:
             return None
         log_prob = self.prior.log_prob(self.extractor(img))     # [N]
         training_stats.report('Prior/gmm/nll', -log_prob / self.num_dims)
         training_stats.report('Prior/gmm/below_theta', (log_prob < self.log_theta).to(torch.float32))
-        return quality_loss(log_prob, self.log_theta, self.num_dims) * (self.weight * self.lazy)
+        scale = self.num_dims if self.loss_form == 'per_dim' else 1     # 'paper': delta on -log p itself
+        return quality_loss(log_prob, self.log_theta, scale) * (self.weight * self.lazy)
 
     #------------------------------------------------------------------------
     # Lazy schedule and resampling (Eq. 6-8).
@@ -288,47 +360,66 @@ class GMMPrior(base.Prior):
     def _update_weights(self, cur_nimg):
         counts = self._generated_counts(update_idx=len(self.history))
         raw = counts / counts.sum()
-        self.gen_freqs = smoothed_frequencies(self.gen_freqs, raw, self.resample_ema)
+        previous = self.gen_freqs if self.gen_freqs is not None else self.real_freqs   # the EMA starts at "no correction"
+        self.gen_freqs = smoothed_frequencies(previous, raw, self.resample_ema)
         self.freqs = resampled_frequencies(self.real_freqs, self.gen_freqs, self.resample_alpha)
         weights = per_image_weights(self.assignments, self.freqs)
         dds = diversity_difference_score(self.real_freqs, raw)
-        self.history.append((int(cur_nimg), raw, self.freqs.clone(), dds))
+        self.history.append(ResampleUpdate(nimg=int(cur_nimg), gen_freqs=raw, freqs=self.freqs.clone(), dds=dds))
         self.last_update_nimg = int(cur_nimg)
         training_stats.report('Prior/gmm/dds', dds)
         training_stats.report('Sampler/weight_max', float(weights.max()) * weights.numel())  # 1 = uniform
         return weights
 
-    # Components of resample_num seeded generated images, this rank's share,
-    # summed over ranks: float64 [M]. Constant noise, no w_avg update, no
-    # gradients; the global RNGs are not used.
+    # Generated images per estimate of f^g: resample_num, raised to resample_min_per_component * M.
+    @property
+    def resample_count(self):
+        return max(self.resample_num, self.resample_min_per_component * int(self.prior.num_components))
+
+    # Components of resample_count seeded generated images, this rank's share,
+    # summed over ranks: float64 [M]. resample_net, resample_noise and
+    # resample_pixels choose the images (see __init__); no w_avg update, no
+    # gradients; the global RNG streams are left as they were.
     @torch.no_grad()
     def _generated_counts(self, update_idx):
         ctx = self.ctx
+        if self.resample_net == 'G':
+            mapping, synthesis = ctx.G_mapping, ctx.G_synthesis
+        else:
+            mapping, synthesis = ctx.G_ema.mapping, ctx.G_ema.synthesis
         counts = torch.zeros([self.prior.num_components], dtype=torch.float64, device=ctx.device)
-        indices = list(range(ctx.rank, self.resample_num, ctx.num_gpus))
-        for start in range(0, len(indices), self.resample_batch):
-            z, c = self._latents(indices[start:start + self.resample_batch], update_idx)
-            ws = ctx.G_mapping(z, c, skip_w_avg_update=True)
-            img = ctx.G_synthesis(ws, noise_mode='const')
-            components = self.prior.assign(self.extractor(img), rule=self.resample_rule)
-            counts += torch.bincount(components.to(ctx.device), minlength=counts.numel()).to(torch.float64)
+        indices = list(range(ctx.rank, self.resample_count, ctx.num_gpus))
+        with _preserve_global_rng(ctx.device):
+            for start in range(0, len(indices), self.resample_batch):
+                z, c, noise_seed = self._latents(indices[start:start + self.resample_batch], update_idx)
+                ws = mapping(z, c, skip_w_avg_update=True)
+                if self.resample_noise == 'random':
+                    pass  # PLANTED
+                img = synthesis(ws, noise_mode=self.resample_noise)
+                if self._quantise:
+                    img = misc.images_to_uint8(img).permute(0, 3, 1, 2)  # the pixels the reals were embedded from
+                components = self.prior.assign(self.extractor(img), rule=self.resample_rule)
+                counts += torch.bincount(components.to(ctx.device), minlength=counts.numel()).to(torch.float64)
         if ctx.num_gpus > 1:
             torch.distributed.all_reduce(counts)
         return counts.cpu()
 
-    # Seeded latents and labels of generated images `indices` of update `update_idx`.
+    # Seeded latents and labels of generated images `indices` of update
+    # `update_idx`, and a seed for the batch's noise inputs (from its first image).
     def _latents(self, indices, update_idx):
         ctx = self.ctx
         z_dim, c_dim = int(ctx.G_mapping.z_dim), int(getattr(ctx.G_mapping, 'c_dim', 0))
-        zs, cs = [], []
+        zs, cs, noise_seed = [], [], None
         for index in indices:
             rng = np.random.default_rng([int(index), int(update_idx), int(ctx.random_seed), _RESAMPLE_STREAM])
             zs.append(rng.standard_normal(z_dim))
             if self._labels is not None:
                 cs.append(self._labels.get_label(int(rng.integers(len(self._labels)))))
+            if noise_seed is None:
+                noise_seed = int(rng.integers(1 << 62))
         z = torch.tensor(np.stack(zs), dtype=torch.float32, device=ctx.device)
         c = torch.tensor(np.stack(cs), dtype=torch.float32, device=ctx.device) if cs else torch.zeros([len(indices), c_dim], device=ctx.device)
-        return z, c
+        return z, c, noise_seed
 
     #------------------------------------------------------------------------
     # Pictures: once, real images per component (the paper's Figure 2); at each
@@ -338,12 +429,13 @@ class GMMPrior(base.Prior):
         grid_path = os.path.join(run_dir, 'prior-components.png')
         if not os.path.exists(grid_path):
             dataset = dnnlib.util.construct_class_by_name(**dict(self.ctx.dataset_kwargs, xflip=False))
-            pictures.component_grid(dataset, self.assignments.numpy(), self.real_freqs.numpy(), grid_path)
+            if dataset.num_channels in (1, 3):  # images; the toy lab's points have their own pictures (toy_pictures.py)
+                pictures.component_grid(dataset, self.assignments.numpy(), self.real_freqs.numpy(), grid_path)
         if len(self.history) > 0:
-            nimg, gen_freqs, _freqs, dds = self.history[-1]
-            pictures.frequency_bar_chart(self.real_freqs.numpy(), gen_freqs.numpy(),
+            last = self.history[-1]
+            pictures.frequency_bar_chart(self.real_freqs.numpy(), last.gen_freqs.numpy(),
                                          os.path.join(run_dir, f'prior-freqs{cur_nimg // 1000:06d}.png'),
-                                         title=f'GMM components: real vs generated (estimated at kimg {nimg / 1000:g}, DDS {dds:.3f})')
+                                         title=f'GMM components: real vs generated (estimated at kimg {last.nimg / 1000:g}, DDS {last.dds:.3f})')
 
     #------------------------------------------------------------------------
     # State: the prior file record (rank 0 only, it can be large), the
@@ -359,10 +451,10 @@ class GMMPrior(base.Prior):
             gen_freqs        = None if self.gen_freqs is None else self.gen_freqs.clone(),
             last_update_nimg = int(self.last_update_nimg),
             history          = dict(
-                nimg         = torch.tensor([h[0] for h in history], dtype=torch.int64),
-                gen_freqs    = torch.stack([h[1] for h in history]) if history else torch.zeros([0, M], dtype=torch.float64),
-                freqs        = torch.stack([h[2] for h in history]) if history else torch.zeros([0, M], dtype=torch.float64),
-                dds          = torch.tensor([h[3] for h in history], dtype=torch.float64),
+                nimg         = torch.tensor([h.nimg for h in history], dtype=torch.int64),
+                gen_freqs    = torch.stack([h.gen_freqs for h in history]) if history else torch.zeros([0, M], dtype=torch.float64),
+                freqs        = torch.stack([h.freqs for h in history]) if history else torch.zeros([0, M], dtype=torch.float64),
+                dds          = torch.tensor([h.dds for h in history], dtype=torch.float64),
             ),
         )
         state = dict(prior_digest=self.digest, log_theta=float(self.log_theta), num_dims=self.num_dims,
@@ -381,8 +473,8 @@ class GMMPrior(base.Prior):
         self.gen_freqs = None if res['gen_freqs'] is None else res['gen_freqs'].to(torch.float64).cpu()
         self.last_update_nimg = int(res['last_update_nimg'])
         hist = res['history']
-        self.history = [(int(hist['nimg'][i]), hist['gen_freqs'][i].clone(), hist['freqs'][i].clone(), float(hist['dds'][i]))
-                        for i in range(len(hist['nimg']))]
+        self.history = [ResampleUpdate(nimg=int(hist['nimg'][i]), gen_freqs=hist['gen_freqs'][i].clone(), freqs=hist['freqs'][i].clone(),
+                                       dds=float(hist['dds'][i])) for i in range(len(hist['nimg']))]
 
 #----------------------------------------------------------------------------
 # The GMM prior's state in a network snapshot written by a --prior=gmm run
@@ -390,13 +482,8 @@ class GMMPrior(base.Prior):
 # of legacy.load_network_pkl(). Used by the QS/DDS metrics.
 
 def prior_state_from_snapshot(snapshot):
-    resume_state = snapshot.get('resume_state') if isinstance(snapshot, dict) else None
-    if not isinstance(resume_state, dict):
-        return None
-    ranks = resume_state.get('ranks') or []
-    if len(ranks) == 0 or not isinstance(ranks[0], dict):
-        return None
-    state = (ranks[0].get('loss') or {}).get('priors', {}).get('gmm')
+    loss_state = resume_module.loss_state(snapshot if isinstance(snapshot, dict) else None)
+    state = ((loss_state or {}).get('priors') or {}).get('gmm')
     if not isinstance(state, dict) or 'prior_file' not in state:
         return None
     return state

@@ -9,15 +9,25 @@ tensors, so torch.load(weights_only=True) reads it without running any code:
     extractor       dict(name, feature_dim, spec, source): spec rebuilds it with features.build_extractor(**spec)
     dataset         dataset_identity(): name, path, class_name, num_images, num_raw_images, resolution,
                     num_channels, xflip, fingerprint (content), selection (which images, mirrored or not)
-    settings        dict(components, pca, reg_covar, seed, max_images, covariance_type, tol, max_iter, n_init)
-    num_images      N, the number of images the prior was fitted on: dataset items 0 .. N-1
+    settings        dict(components, pca, reg_covar, seed, max_images, covariance_type, tol, max_iter, n_init,
+                    holdout (format 2))
+    num_images      N, the number of dataset items (0 .. N-1), each with a component. Format 1: the number
+                    of images fitted on (dataset items 0 .. N-1; fewer than the dataset with max_images)
+    split           (format 2) dict(holdout, max_images, seed, roles=uint8 [N]): per item ROLE_FIT (the PCA
+                    and GMM were fitted on it), ROLE_HELDOUT (gives a reference log-likelihood) or ROLE_UNUSED
     pca             None, or dict(kwargs, state_dict) of priors.gmm.pca.PCA
     gmm             dict(kwargs, state_dict) of priors.gmm.GaussianMixture (fitted on the PCA projections)
     assignments     dict(nearest=int64 [N], argmax=int64 [N]): each real image's component by the paper's
                     rule (nearest component mean, §3.3) and by largest responsibility
     real_freqs      dict(nearest=float64 [M], argmax=float64 [M]): f_i^r of §3.3 under each rule
-    real_loglik     dict(sorted=float64 [N], mean, std): log p(x | lambda) (Eq. 3) of the real images, sorted,
-                    for percentile ranks (quality score) and quantile thresholds (theta of Eq. 5)
+    real_loglik     dict(sorted, mean, std, source): the REFERENCE log-likelihoods log p(x | lambda) (Eq. 3),
+                    sorted, for percentile ranks (quality score) and quantile thresholds (theta of Eq. 5):
+                    of the held-out images (source='heldout'), or of the fitted ones (source='fit'; format 1
+                    files and holdout=0, where an overfitted GMM makes unseen reals rank low)
+    fit_loglik      (format 2) dict(sorted, mean, std) of the fitted images
+    overfit         (format 2) dict(num_dims, images_per_component, params_per_component, images_per_param,
+                    heldout_rank): heldout_rank = mean percentile rank of the held-out images among the fitted
+                    ones (0.5 = no overfitting; None without held-out images)
 
 Files come from build_prior.py or from get_or_build_prior(), which caches them
 under the dnnlib cache folder keyed by the dataset's identity and every
@@ -30,6 +40,7 @@ import os
 import pickle
 import re
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -45,12 +56,13 @@ from priors.gmm.pca import PCA
 
 #----------------------------------------------------------------------------
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2           # 2: held-out split, components for every item, fit_loglik, overfit
 FILE_KIND = 'priorgan-gmm-prior'
 ASSIGN_RULES = ('nearest', 'argmax')     # 'nearest' = the paper's rule (§3.3)
 _REQUIRED_KEYS = ('extractor', 'dataset', 'settings', 'num_images', 'pca', 'gmm', 'assignments', 'real_freqs', 'real_loglik')
 _SAMPLED_FILES = 64          # folder datasets: files whose bytes enter the fingerprint
 _TRANSFORM_ROWS = 65536      # rows per chunk when projecting features
+_SPLIT_STREAM = 0x401d       # tag of the held-out split's random stream
 
 #----------------------------------------------------------------------------
 # A prior file that is missing, unreadable or built for something else. An
@@ -153,52 +165,141 @@ def parse_pca(value):
     return int(value) if isinstance(value, (int, np.integer)) else float(value)
 
 #----------------------------------------------------------------------------
+# Which dataset items fit the GMM and which give the reference log-likelihoods.
+# A seeded fraction `holdout` of the groups (raw images: an image and its
+# mirrored copy share a group, so a mirror never leaks into the other side) is
+# held out (at least one group, never all); the GMM is fitted on the rest, at most `max_images` of them (a
+# seeded random subset). Returns uint8 [N]: ROLE_FIT, ROLE_HELDOUT or
+# ROLE_UNUSED per item. holdout = 0 and max_images = None: every item fits.
+
+ROLE_UNUSED, ROLE_FIT, ROLE_HELDOUT = 0, 1, 2
+
+def split_roles(num_items, holdout=0.1, max_images=None, seed=0, groups=None):
+    if not 0 <= holdout < 1:
+        raise ValueError(f'Prior: holdout must be a fraction in [0, 1), got {holdout!r}')
+    groups = np.arange(num_items, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    if groups.shape != (num_items,):
+        raise ValueError(f'Prior: groups must have one entry per item, shape [{num_items}], got {list(groups.shape)}')
+    roles = np.full([num_items], ROLE_FIT, dtype=np.uint8)
+    rng = np.random.default_rng([int(seed), _SPLIT_STREAM])
+    if holdout > 0:
+        unique = np.unique(groups)
+        num_held = min(max(int(round(holdout * unique.size)), 1), unique.size - 1)   # at least one, never all
+        held = rng.permutation(unique)[:num_held]
+        roles[np.isin(groups, held)] = ROLE_HELDOUT
+    fit = np.flatnonzero(roles == ROLE_FIT)
+    if max_images is not None and fit.size > max_images:
+        keep = np.sort(rng.permutation(fit)[:int(max_images)])
+        roles[fit] = ROLE_UNUSED
+        roles[keep] = ROLE_FIT
+    return torch.from_numpy(roles)
+
+# Free parameters of one Gaussian component in d dimensions (mean and covariance).
+def params_per_component(num_dims, covariance_type):
+    return num_dims + (num_dims * (num_dims + 1) // 2 if covariance_type == 'full' else num_dims)
+
+# Fewest fitted images per component per free parameter before we warn. With
+# fewer, the fitted reals score clearly higher than unseen reals (see
+# docs/priors.md, "Held-out reference": at 0.8 images per parameter unseen
+# reals rank at about 0.46 among the fitted ones, at 2 about 0.49).
+MIN_IMAGES_PER_PARAM = 2.0
+OVERFIT_RANK = 0.45   # warn when held-out reals rank below this among the fitted reals (0.5 = no overfitting)
+
+#----------------------------------------------------------------------------
 # Fit PCA (optional) and GMM on real features and describe the real images
-# under the fitted model. features: [N, D] float tensor. Returns the plain
-# dict that becomes the model part of a prior file (keys pca, gmm,
-# assignments, real_freqs, real_loglik, num_images).
+# under the fitted model. features: [N, D] float tensor of every dataset item.
+# The PCA and GMM see only the fit items (split_roles); every item gets a
+# component; the reference log-likelihoods (theta of Eq. 5, QS) are those of
+# the held-out items, or of the fit items when holdout = 0 (PriorGAN v1).
+# Returns the plain dict that becomes the model part of a prior file (keys
+# num_images, split, pca, gmm, assignments, real_freqs, real_loglik,
+# fit_loglik, overfit). Warns (UserWarning) when the GMM overfits.
 
 def fit_prior_model(features,
     components      = 7,        # Number of Gaussian components M.
     pca             = 0.98,     # PCA before the GMM (see parse_pca). None = disable.
     reg_covar       = 1e-6,     # Added to the diagonal of every covariance.
-    seed            = 0,        # Seed of the GMM initialisation.
+    seed            = 0,        # Seed of the GMM initialisation and of the held-out split.
     covariance_type = 'full',   # 'full' or 'diag'.
     tol             = 1e-3,     # EM tolerance on the mean log-likelihood.
     max_iter        = 100,      # Most EM iterations.
     n_init          = 1,        # EM restarts; the best lower bound wins.
+    holdout         = 0.1,      # Fraction of images held out for the reference log-likelihoods; 0 = none (v1).
+    max_images      = None,     # Fit on at most this many of the other images (seeded subset). None = all.
+    groups          = None,     # int [N]: items of one group stay on one side of the split (raw image index). None = each item.
     device          = 'cpu',    # Where to fit.
 ):
     device = torch.device(device)
     x = torch.as_tensor(features)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f'Prior: need features of at least 2 images as [N, D], got shape {list(x.shape)}')
-    if x.shape[0] < components:
-        raise ValueError(f'Prior: {x.shape[0]} images cannot fit {components} Gaussian components; '
-                         f'use more images (--max-images) or fewer components (--components)')
+    roles = split_roles(x.shape[0], holdout=holdout, max_images=max_images, seed=seed, groups=groups)
+    fit_idx = torch.nonzero(roles == ROLE_FIT).flatten()
+    held_idx = torch.nonzero(roles == ROLE_HELDOUT).flatten()
+    if fit_idx.numel() < max(components, 2):
+        raise ValueError(f'Prior: {fit_idx.numel()} images cannot fit {components} Gaussian components '
+                         f'({x.shape[0]} images, {held_idx.numel()} held out); use more images or fewer components')
     pca = parse_pca(pca)
 
-    # PCA, then the GMM on the projections (float64).
+    # PCA, then the GMM on the projections of the fit items (float64).
     pca_model = None
     if pca is not None:
-        pca_model = PCA(n_components=pca).to(device).fit(x)
+        pca_model = PCA(n_components=pca).to(device).fit(x[fit_idx] if fit_idx.numel() < x.shape[0] else x)
     z = _project(pca_model, x, device)
+    z_fit = z[fit_idx.to(device)] if fit_idx.numel() < x.shape[0] else z
     gmm_kwargs = dict(n_components=int(components), covariance_type=covariance_type, tol=float(tol), reg_covar=float(reg_covar),
                       max_iter=int(max_iter), n_init=int(n_init), random_state=int(seed))
-    gmm = GaussianMixture(**gmm_kwargs).to(device).fit(z)
+    gmm = GaussianMixture(**gmm_kwargs).to(device).fit(z_fit)
 
-    # Describe the real images: components under both rules, frequencies, log-likelihoods.
+    # Describe every real image: components under both rules, frequencies, log-likelihoods.
     assignments = dict(nearest=gmm.nearest_component(z).cpu(), argmax=gmm.predict(z).cpu())
     freqs = {rule: component_frequencies(a, components) for rule, a in assignments.items()}
     loglik = gmm.score_samples(z).to(torch.float64).cpu()
+    fit_loglik = loglik[fit_idx]
+    reference, source = (loglik[held_idx], 'heldout') if held_idx.numel() > 0 else (fit_loglik, 'fit')
+
+    # Overfitting: images per free parameter, and where unseen reals rank among the fitted ones.
+    num_dims = int(z.shape[1])
+    per_component = fit_idx.numel() / int(components)
+    num_params = params_per_component(num_dims, covariance_type)
+    fit_sorted = fit_loglik.sort().values
+    heldout_rank = None
+    if held_idx.numel() > 0:
+        heldout_rank = float((torch.searchsorted(fit_sorted, loglik[held_idx], right=True).to(torch.float64) / fit_sorted.numel()).mean())
+    overfit = dict(num_dims=num_dims, images_per_component=float(per_component), params_per_component=int(num_params),
+                   images_per_param=float(per_component / num_params), heldout_rank=heldout_rank)
+    warning = overfit_warning(overfit, covariance_type)
+    if warning is not None:
+        warnings.warn(warning, stacklevel=2)
     return dict(
         num_images  = int(x.shape[0]),
+        split       = dict(holdout=float(holdout), max_images=None if max_images is None else int(max_images), seed=int(seed), roles=roles),
         pca         = None if pca_model is None else dict(kwargs=dict(n_components=pca), state_dict=_cpu_state(pca_model)),
         gmm         = dict(kwargs=gmm_kwargs, state_dict=_cpu_state(gmm)),
         assignments = assignments,
         real_freqs  = freqs,
-        real_loglik = dict(sorted=loglik.sort().values, mean=float(loglik.mean()), std=float(loglik.std()) if loglik.numel() > 1 else 0.0),
+        real_loglik = dict(_loglik_summary(reference), source=source),
+        fit_loglik  = _loglik_summary(fit_loglik),
+        overfit     = overfit,
     )
+
+def _loglik_summary(loglik):
+    return dict(sorted=loglik.sort().values, mean=float(loglik.mean()), std=float(loglik.std()) if loglik.numel() > 1 else 0.0)
+
+# The overfitting warning for a fit_prior_model() 'overfit' dict, or None when the fit looks sound.
+def overfit_warning(overfit, covariance_type):
+    few = overfit['images_per_param'] < MIN_IMAGES_PER_PARAM
+    rank = overfit.get('heldout_rank')
+    ranks_low = rank is not None and rank < OVERFIT_RANK
+    if not (few or ranks_low):
+        return None
+    measured = (f'held-out reals rank at {rank:.3f} among the fitted reals (0.5 = no overfitting); ' if rank is not None else
+                'no images were held out to measure it; ')
+    return (f'Prior: the GMM is likely to overfit: {overfit["images_per_component"]:.0f} fitted images per component for '
+            f'{overfit["params_per_component"]} free parameters each ({covariance_type} covariances in {overfit["num_dims"]} '
+            f'dimensions, {overfit["images_per_param"]:.2f} images per parameter, want >= {MIN_IMAGES_PER_PARAM:g}); {measured}'
+            f'use fewer components, diagonal covariances (covariance_type="diag": {2 * overfit["num_dims"]} parameters), '
+            f'or a lower PCA setting (fewer dimensions)')
 
 # Features -> GMM space in float64, chunk by chunk (no gradients).
 def _project(pca_model, x, device):
@@ -244,7 +345,8 @@ def build_prior_file(path, dataset_kwargs,
     pca             = 0.98,         # PCA setting (parse_pca). None = disable.
     reg_covar       = 1e-6,         # GMM covariance regularisation.
     seed            = 0,            # GMM initialisation seed.
-    max_images      = None,         # Fit on the first N dataset items. None = all.
+    max_images      = None,         # Fit on at most N images (seeded subset); every item still gets a component. None = all.
+    holdout         = 0.1,          # Fraction of images held out for the reference log-likelihoods (theta, QS); 0 = none (v1).
     batch           = 64,           # Images per feature batch.
     device          = None,         # None = cuda:<rank> when available, else cpu.
     covariance_type = 'full',       # GMM covariance type.
@@ -260,11 +362,13 @@ def build_prior_file(path, dataset_kwargs,
     device = features_module.resolve_device(device, rank)
     identity = dataset_identity(dataset_kwargs)
     extractor = features_module.build_extractor(feature, device=device, num_gpus=num_gpus, rank=rank, **feature_kwargs)
-    feats = features_module.extract_dataset_features(extractor, dataset_kwargs, max_images=max_images, batch=batch, device=device,
+    # Features of every item: each needs a component for the resampling, even when the fit uses fewer.
+    feats = features_module.extract_dataset_features(extractor, dataset_kwargs, max_images=None, batch=batch, device=device,
                                                      num_gpus=num_gpus, rank=rank, cache=feature_cache, progress=progress)
     if rank == 0:
         model = fit_prior_model(feats, components=components, pca=pca, reg_covar=reg_covar, seed=seed, covariance_type=covariance_type,
-                                tol=tol, max_iter=max_iter, n_init=n_init, device=device)
+                                tol=tol, max_iter=max_iter, n_init=n_init, holdout=holdout, max_images=max_images,
+                                groups=_raw_groups(dataset_kwargs), device=device)
         record = dict(
             format_version  = FORMAT_VERSION,
             kind            = FILE_KIND,
@@ -274,7 +378,7 @@ def build_prior_file(path, dataset_kwargs,
             dataset         = identity,
             settings        = dict(components=int(components), pca=parse_pca(pca), reg_covar=float(reg_covar), seed=int(seed),
                                    max_images=None if max_images is None else int(max_images), covariance_type=covariance_type,
-                                   tol=float(tol), max_iter=int(max_iter), n_init=int(n_init)),
+                                   tol=float(tol), max_iter=int(max_iter), n_init=int(n_init), holdout=float(holdout)),
             **model,
         )
         save_prior(record, path)
@@ -283,6 +387,14 @@ def build_prior_file(path, dataset_kwargs,
     if num_gpus > 1:
         torch.distributed.barrier()
     return load_prior(path, expect_dataset=identity, expect_feature=extractor, device=device)
+
+# Raw image index of every dataset item (an image and its mirrored copy share one): int64 [N].
+def _raw_groups(dataset_kwargs):
+    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    raw_idx = getattr(dataset, '_raw_idx', None)
+    if raw_idx is None:
+        raw_idx = [dataset.get_details(i).raw_idx for i in range(len(dataset))]
+    return np.asarray(raw_idx, dtype=np.int64)
 
 #----------------------------------------------------------------------------
 # The prior a training run needs, built once and cached: the file is keyed by
@@ -297,7 +409,8 @@ def get_or_build_prior(dataset_kwargs,
     pca             = 0.98,         # PCA setting (parse_pca). None = disable.
     reg_covar       = 1e-6,         # GMM covariance regularisation.
     seed            = 0,            # GMM initialisation seed.
-    max_images      = None,         # Fit on the first N dataset items. None = all.
+    max_images      = None,         # Fit on at most N images (seeded subset). None = all.
+    holdout         = 0.1,          # Fraction held out for the reference log-likelihoods; 0 = none (v1).
     batch           = 64,           # Images per feature batch.
     device          = None,         # None = cuda:<rank> when available, else cpu.
     cache_dir       = None,         # Folder of cached prior files. None = <dnnlib cache>/priors.
@@ -315,7 +428,7 @@ def get_or_build_prior(dataset_kwargs,
     identity = dataset_identity(dataset_kwargs)
     settings = dict(components=int(components), pca=parse_pca(pca), reg_covar=float(reg_covar), seed=int(seed),
                     max_images=None if max_images is None else int(max_images), covariance_type=covariance_type,
-                    tol=float(tol), max_iter=int(max_iter), n_init=int(n_init))
+                    tol=float(tol), max_iter=int(max_iter), n_init=int(n_init), holdout=float(holdout))
     feature_id = feature.spec if isinstance(feature, features_module.FeatureExtractor) else dict(name=feature, **feature_kwargs)
     key = dict(format_version=FORMAT_VERSION, feature=feature_id, settings=settings,
                dataset={k: identity[k] for k in ('fingerprint', 'selection', 'resolution', 'num_channels')})
@@ -342,10 +455,10 @@ def get_or_build_prior(dataset_kwargs,
 
 def load_prior(path, expect_dataset=None, expect_feature=None, device='cpu'):
     path = os.fspath(path)
-    rebuild = f'rebuild it with build_prior.py --data=DATASET --feature=NAME --out={path}, or drop --prior-file'
+    rebuild = f'rebuild it with build_prior.py --data=DATASET --feature=NAME --out={path}'
     if not os.path.isfile(path):
         raise PriorFileError(f"Prior file '{path}' does not exist; build it with build_prior.py --data=DATASET --feature=NAME "
-                             f"--out={path}, or drop --prior-file")
+                             f"--out={path}")
 
     # Read it safely.
     try:
@@ -357,7 +470,7 @@ def load_prior(path, expect_dataset=None, expect_feature=None, device='cpu'):
                                  f"delete it and {rebuild}") from err
         raise PriorFileError(f"'{path}' is not a prior file: it holds objects that cannot be loaded safely "
                              f"({unsafe.group(1)}); {rebuild}") from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as err:  # garbage bytes fail in many ways
         raise PriorFileError(f"Prior file '{path}' is corrupt or truncated ({features_module.describe_error(err)}); delete it and {rebuild}") from err
     if not isinstance(record, dict) or record.get('kind') != FILE_KIND or not isinstance(record.get('format_version'), int):
         raise PriorFileError(f"'{path}' is not a prior file (no kind='{FILE_KIND}' and format_version); {rebuild}")
@@ -393,7 +506,7 @@ def _check_feature(prior, feature):
         want = f'"{name}"' + (f' ({dim}-d)' if dim is not None else '')
         raise PriorFileError(f"Prior file '{prior.path}' was built with feature extractor \"{built['name']}\" ({built['feature_dim']}-d) "
                              f"but this run uses {want}; rebuild it with build_prior.py --data={prior.dataset['path']} "
-                             f"--feature={name} --out={prior.path}, use --prior-feature={built['name']}, or drop --prior-file")
+                             f"--feature={name} --out={prior.path}, or use the extractor it was built with, \"{built['name']}\"")
 
 def _check_dataset(prior, expected):
     if not (isinstance(expected, dict) and 'fingerprint' in expected):
@@ -402,7 +515,7 @@ def _check_dataset(prior, expected):
     describe = lambda d: (f"'{d['name']}' ({d['num_raw_images']} images, {d['resolution']}x{d['resolution']}, "
                           f"{d['num_channels']} channel(s), fingerprint {d['fingerprint'][:16]}) at {d['path']}")
     fix = (f"rebuild it with build_prior.py --data={expected['path']} --feature={prior.extractor['name']} "
-           f"--out={prior.path}{' --mirror=1' if expected['xflip'] else ''}, or drop --prior-file")
+           f"--out={prior.path}{' --mirror=1' if expected['xflip'] else ''}")
     if any(built[k] != expected[k] for k in ('fingerprint', 'resolution', 'num_channels')):
         raise PriorFileError(f"Prior file '{prior.path}' was built for dataset {describe(built)} "
                              f"but the training data is {describe(expected)}; {fix}")
@@ -410,6 +523,11 @@ def _check_dataset(prior, expected):
         raise PriorFileError(f"Prior file '{prior.path}' was built for {built['num_images']} items of dataset '{built['name']}' "
                              f"(xflip={built['xflip']}) but the training data has {expected['num_images']} items "
                              f"(xflip={expected['xflip']}), so its per-image components do not match; {fix}")
+    num_assigned = int(prior.assignments().numel())
+    if num_assigned != expected['num_images']:
+        raise PriorFileError(f"Prior file '{prior.path}' gives a component to {num_assigned} of the {expected['num_images']} training "
+                             f"images (format {prior.format_version} files built with a max_images limit cover only the images "
+                             f"fitted on), so the resampling cannot weight every image; {fix}")
 
 #----------------------------------------------------------------------------
 # A loaded prior: the fitted PCA + GMM as modules, and the real-data
@@ -434,6 +552,19 @@ class PriorFile:
         self.num_components = int(self.gmm.n_components)
         self.real_loglik_sorted = record['real_loglik']['sorted'].to(torch.float64)
 
+    # Where the reference log-likelihoods (theta, QS) come from: 'heldout' reals, or 'fit' reals (format 1, holdout 0).
+    @property
+    def reference_source(self):
+        return self.record['real_loglik'].get('source', 'fit')
+
+    # Role of each dataset item: ROLE_FIT, ROLE_HELDOUT or ROLE_UNUSED, uint8 [N] (format 1: all fit).
+    @property
+    def roles(self):
+        split = self.record.get('split')
+        if split is None:
+            return torch.full([self.num_images], ROLE_FIT, dtype=torch.uint8)
+        return split['roles']
+
     @property
     def feature_name(self):
         return self.extractor['name']
@@ -450,7 +581,7 @@ class PriorFile:
         self.real_loglik_sorted = self.real_loglik_sorted.to(device)
         return self
 
-    # Per-image components of the real images (dataset items 0 .. num_images-1): int64 [N].
+    # Per-image components of the real images (dataset items 0 .. num_images-1; format 1 with max_images: the fitted ones): int64 [N].
     def assignments(self, rule='nearest'):
         return self.record['assignments'][_check_rule(rule)]
 
@@ -478,12 +609,13 @@ class PriorFile:
     def frequencies(self, assignments):
         return component_frequencies(assignments, self.num_components)
 
-    # Fraction of real images whose log-likelihood is <= each value: float64 in [0, 1], shape of `loglik`.
+    # Fraction of reference real images (held out, see reference_source) whose log-likelihood is <= each value:
+    # float64 in [0, 1], shape of `loglik`.
     def percentile_rank(self, loglik):
         values = torch.as_tensor(loglik, dtype=torch.float64, device=self.real_loglik_sorted.device)
         return torch.searchsorted(self.real_loglik_sorted, values, right=True).to(torch.float64) / self.real_loglik_sorted.numel()
 
-    # Real log-likelihood at quantile q in [0, 1] (linear interpolation), e.g. theta of Eq. 5.
+    # Reference real log-likelihood at quantile q in [0, 1] (linear interpolation), e.g. theta of Eq. 5.
     def loglik_quantile(self, q):
         if not 0 <= q <= 1:
             raise ValueError(f'loglik_quantile: q must be in [0, 1], got {q!r}')

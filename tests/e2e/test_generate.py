@@ -113,7 +113,7 @@ def test_generate_missing_network_is_one_line_error(tmp_path):
     missing = tmp_path / 'nope.pkl'
     result = _run(generate_images, ['--network', missing, '--seeds', '0', '--outdir', tmp_path / 'out', '--device', 'cpu'])
     assert result.exit_code == 1
-    assert result.output.strip() == f'Error: --network: file not found: "{missing}"'
+    assert result.output.strip() == f'Error: --network: file not found: "{missing}"; give a snapshot file, a training run folder or a URL'
     assert not (tmp_path / 'out').exists()
 
 

@@ -30,9 +30,15 @@ REFERENCE = {
     'G_ema': '9d490153eea4bb8e738c9a82f16d5e31987b7d50970eb86aa6e95502f57fcee3',
 }
 
+# The last line of ARGS restores the v1 GMM behaviour that issue 14 changed: reference log-likelihoods from
+# the fitted reals (--prior-holdout=0), no EMA of f^g (--resample-ema=0), exactly --resample-num images per
+# estimate (--resample-min-per-component=0), and f^g from the training G with constant noise and float pixels
+# (--resample-net=G --resample-noise=const --resample-pixels=float).
 ARGS = ['--prior=gmm', '--cfg=stylegan', '--prior-feature=tiny', '--prior-components=3', '--prior-pca=4',
         '--resample-kimg=0.004', '--resample-num=16', '--cbase=256', '--cmax=16', '--map=2', '--batch=4',
-        '--mbstd-group=2', '--kimg=0.024', '--tick=0.008', '--snap=3', '--workers=1', '--aug=ada', '--seed=5']
+        '--mbstd-group=2', '--kimg=0.024', '--tick=0.008', '--snap=3', '--workers=1', '--aug=ada', '--seed=5',
+        '--prior-holdout=0', '--resample-ema=0', '--resample-min-per-component=0', '--resample-net=G', '--resample-noise=const',
+        '--resample-pixels=float']
 
 def _digest(module):
     h = hashlib.sha256()

@@ -125,7 +125,7 @@ def test_prior_from_the_snapshot(env, data, run_dir):
         snapshot = pickle.load(f)
     record = torch.load(prior_path, weights_only=True)
     gmm_state = dict(prior_file=record, resample=None)
-    snapshot['resume_state'] = dict(ranks=[dict(loss=dict(priors=dict(gmm=gmm_state)))])
+    snapshot['resume_state'] = dict(version=2, loss=dict(priors=dict(gmm=gmm_state)), ranks=[dict(loss=dict(priors=dict(gmm={})))])
     trained = run_dir / 'network-snapshot-000001.pkl'
     with open(trained, 'wb') as f:
         pickle.dump(snapshot, f)
@@ -141,7 +141,8 @@ def test_missing_or_bad_prior(env, data, run_dir):
     pkl = str(run_dir / 'network-snapshot-000000.pkl')
     result = _run(calc_metrics.main, ['--network', pkl, '--metrics', 'qs10k', '--device', 'cpu', '--verbose', 'false'])
     assert result.exit_code != 0
-    assert 'qs10k needs a GMM prior: pass --prior-file=... or use a snapshot trained with --prior=gmm' in result.output
+    assert ('--prior-file: qs10k needs a GMM prior: pass a prior file from build_prior.py, or use a snapshot trained with the gmm '
+            'prior') in ' '.join(result.output.split())
     assert not (run_dir / 'metric-qs10k.jsonl').exists()
 
     missing = str(env / 'nope.pt')

@@ -71,3 +71,30 @@ def test_train_gmm_stylegan_then_qs_dds(env):
             (line,) = [json.loads(text) for text in f]
         assert low <= line['results'][name] <= high
         assert line['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+
+#----------------------------------------------------------------------------
+# Issue 14, point 3: a prior fitted on a subset (build_prior.py --max-images) used to crash training at the
+# first resample ("expected one weight per dataset item, shape [50], got shape [30]"). Now every image gets
+# a component after the fit, and training runs through several resampling updates.
+
+def test_subset_prior_file_trains_through_resampling(env):
+    import build_prior
+    from priors.gmm.prior_file import ROLE_FIT, load_prior
+    data = synthetic.make_synthetic_dataset(str(env / 'synth50.zip'), num_images=50, resolution=16, num_modes=4)
+    prior_path = str(env / 'subset-prior.pt')
+    result = CliRunner().invoke(build_prior.main, ['--data', data, '--out', prior_path, '--feature', 'tiny', '--components', '3',
+                                                   '--pca', '4', '--max-images', '30', '--device', 'cpu', '--grid', 'false'],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    prior = load_prior(prior_path)
+    assert prior.assignments().numel() == 50 and int((prior.roles == ROLE_FIT).sum()) == 30
+    outdir = str(env / 'runs')
+    args = ['--outdir', outdir, '--data', data, '--prior=gmm', '--prior-file', prior_path, '--cfg=stylegan',
+            '--resample-kimg=0.004', '--resample-num=8', '--resample-min-per-component=0', '--cbase=256', '--cmax=16', '--map=2',
+            '--batch=4', '--mbstd-group=2', '--kimg=0.012', '--tick=0.004', '--snap=3', '--workers=1', '--aug=noaug']
+    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run_name,) = os.listdir(outdir)
+    with open(os.path.join(outdir, run_name, 'network-snapshot-000000.pkl'), 'rb') as f:
+        state = gmm_prior.prior_state_from_snapshot(legacy.load_network_pkl(f))
+    assert len(state['resample']['history']['nimg']) >= 2

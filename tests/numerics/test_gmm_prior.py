@@ -180,3 +180,232 @@ def test_lazy_quality_loss_runs_every_k_iterations_with_weight_times_k():
     training_stats.reset()
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Issue 14, point 4: the loss form. 'per_dim' divides -log p by d (weight =
+# delta / d of the paper); 'paper' is Eq. 5 with delta on -log p itself.
+
+def test_loss_form_paper_is_d_times_per_dim():
+    feats = _f64([[-5.0], [0.0]])
+    per_dim, paper = _stub_gmm(weight=0.1), _stub_gmm(weight=0.1, loss_form='paper')
+    for prior in (per_dim, paper):
+        prior.on_progress(0)
+    a, b = per_dim.extra_loss('Gmain', feats, None, None, None), paper.extra_loss('Gmain', feats, None, None, None)
+    np.testing.assert_allclose(a.numpy(), [0.1 * 5.0 / 2, 0.0])     # d = 2
+    np.testing.assert_allclose(b.numpy(), [0.1 * 5.0, 0.0])         # the paper's delta * (-log p)
+    with pytest.raises(ValueError, match=r'loss_form must be one of per_dim, paper, got \'total\''):
+        GMMPrior(loss_form='total')
+    training_stats.reset()
+
+#----------------------------------------------------------------------------
+# Issue 14, point 2: a perfect generator (f^g drawn from f^r) must not make
+# Eq. 8 jitter. The simulation runs GMMPrior's own update (EMA started at f^r,
+# estimate sized by resample_min_per_component * M) with multinomial counts of
+# resample_count images drawn from f^r, for 200 updates, and measures
+# L1(f' - f^r) and the fraction of components that Eq. 8 zeroes, over updates
+# 50-199 (the EMA's steady state). Measured at the defaults (EMA 0.9, >= 50
+# images per component):
+#   FFHQ (M=70, alpha=7, 3500 images):  L1 mean 0.183, max 0.227; zeroed 0 % (skewed f^r: 0.28 %, max 4.3 %)
+#   LSUN (M=7,  alpha=7, 1000 images):  L1 mean 0.098, max 0.199; zeroed 0 %
+# and with the v1 settings (no EMA, 1000 images): FFHQ 0.838 / 26 %, LSUN 0.432 / 2.7 %.
+
+class _StubPriorFile:
+    def __init__(self, num_components):
+        self.num_components = num_components
+
+def _perfect_generator_run(real, alpha, updates=200, seed=0, **kwargs):
+    prior = GMMPrior(resample_alpha=alpha, resample_kimg=1, **kwargs)
+    prior.prior = _StubPriorFile(len(real))
+    prior.real_freqs = torch.tensor(real, dtype=torch.float64)
+    prior.assignments = torch.arange(len(real))
+    rng = np.random.default_rng(seed)
+    prior._generated_counts = lambda update_idx: torch.tensor(rng.multinomial(prior.resample_count, real), dtype=torch.float64)
+    l1, zeroed = [], []
+    for update in range(updates):
+        prior._update_weights(1000 * (update + 1))
+        l1.append(float((prior.freqs - prior.real_freqs).abs().sum()))
+        zeroed.append(float((prior.freqs == 0).to(torch.float64).mean()))
+    training_stats.reset()
+    return np.array(l1[50:]), np.array(zeroed[50:]), prior.resample_count
+
+# (dataset, M, alpha, bound on mean L1, bound on max L1). Zeroed fraction: 0 for a uniform f^r; for a skewed
+# f^r (Dirichlet(2), smallest f_i 0.001 for M=70) mean <= 0.5 % and at most 5 % of the components at one update.
+_NOISE_BOUNDS = [('ffhq', 70, 7, 0.25, 0.30), ('lsun', 7, 7, 0.15, 0.25)]
+
+@pytest.mark.parametrize('name, M, alpha, mean_bound, max_bound', _NOISE_BOUNDS)
+def test_perfect_generator_resampling_stays_below_the_noise_floor(name, M, alpha, mean_bound, max_bound):
+    from priors.gmm.prior import PRESETS
+    preset = PRESETS['ffhq' if name == 'ffhq' else 'lsun-cat']
+    assert (preset.components, preset.resample_alpha) == (M, alpha)
+    uniform, skewed = np.full(M, 1 / M), np.random.default_rng(1).dirichlet(np.full(M, 2.0))
+    for real in (uniform, skewed):
+        l1, zeroed, count = _perfect_generator_run(real, alpha)
+        assert count == max(1000, 50 * M)
+        assert l1.mean() <= mean_bound and l1.max() <= max_bound, (name, l1.mean(), l1.max())
+        if real is uniform:
+            assert zeroed.max() == 0, (name, zeroed.max())
+        else:   # components of f^r ~ 0.1/M get zeroed now and then (FFHQ: f_min = 0.001)
+            assert zeroed.mean() <= 0.005 and zeroed.max() <= 0.05, (name, zeroed.mean(), zeroed.max())
+
+
+@pytest.mark.parametrize('name, M, alpha, mean_bound, max_bound', _NOISE_BOUNDS)
+def test_v1_resampling_exceeds_those_bounds(name, M, alpha, mean_bound, max_bound):
+    # The same simulation without EMA or sizing (v1): the bounds above do catch the amplified noise.
+    l1, zeroed, count = _perfect_generator_run(np.full(M, 1 / M), alpha, resample_ema=0, resample_min_per_component=0)
+    assert count == 1000
+    assert l1.mean() > 2 * mean_bound and zeroed.mean() > 0.02
+
+
+def test_ema_starts_at_the_real_frequencies():
+    # First estimate with EMA b: f^g = b f^r + (1 - b) raw; without EMA: raw (v1).
+    real, raw = [0.5, 0.5], [1.0, 0.0]
+    for ema, expected in ((0.75, [0.625, 0.375]), (0.0, [1.0, 0.0])):
+        prior = GMMPrior(resample_ema=ema, resample_alpha=1, resample_kimg=1)
+        prior.prior, prior.real_freqs, prior.assignments = _StubPriorFile(2), _f64(real), torch.tensor([0, 1])
+        prior._generated_counts = lambda update_idx: _f64(raw) * 10
+        prior._update_weights(1000)
+        np.testing.assert_allclose(prior.gen_freqs.numpy(), expected)
+        assert prior.history[0].gen_freqs.tolist() == raw and prior.history[0].nimg == 1000
+        training_stats.reset()
+
+#----------------------------------------------------------------------------
+# Issue 14, point 1: reference log-likelihoods from reals the GMM did not see.
+# An overfitting setting (full covariances, 24-d, 4 components, 125 fitted
+# images per component for 324 parameters each): with the reference taken from
+# the fitted reals (v1, holdout=0) fresh reals score QS ~0.3 and ~40 % of them
+# fall below theta; from held-out reals they score 0.5 and 10 %.
+
+def _mixture_sampler(num_dims=24, num_components=4, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=[num_components, num_dims])
+    scales = rng.uniform(0.5, 1.5, size=[num_components, num_dims])
+    def draw(n):
+        k = rng.integers(num_components, size=n)
+        return torch.tensor(centres[k] + rng.normal(size=[n, num_dims]) * scales[k])
+    return draw
+
+def test_heldout_reals_score_qs_one_half():
+    from priors.gmm import prior_file
+    from priors.gmm.metrics import quality_score
+    draw = _mixture_sampler()
+    train, fresh = draw(1000), draw(4000)
+    results = {}
+    for holdout in (0.5, 0.0):
+        with pytest.warns(UserWarning, match=r'the GMM is likely to overfit: 125 fitted images per component for 324 free parameters') \
+                if holdout == 0.5 else pytest.warns(UserWarning, match=r'no images were held out to measure it'):
+            model = prior_file.fit_prior_model(train, components=4, pca=None, holdout=holdout, max_images=500, seed=0)
+        record = dict(model, format_version=prior_file.FORMAT_VERSION, extractor=dict(name='x', feature_dim=24), dataset={}, settings={})
+        prior = prior_file.PriorFile(record)
+        loglik = prior.gmm.score_samples(fresh)
+        results[holdout] = (quality_score(loglik, prior.real_loglik_sorted),
+                            float((loglik < prior.loglik_quantile(0.1)).to(torch.float64).mean()), prior)
+        print(f'holdout {holdout}: QS {results[holdout][0]:.3f}, below theta {results[holdout][1]:.3f}')
+    qs, below, prior = results[0.5]
+    assert prior.reference_source == 'heldout' and prior.real_loglik_sorted.numel() == 500
+    assert int((prior.roles == prior_file.ROLE_FIT).sum()) == 500 and prior.assignments().numel() == 1000
+    assert abs(qs - 0.5) <= 0.05, qs
+    assert abs(below - 0.1) <= 0.03, below
+    assert prior.record['overfit']['heldout_rank'] < prior_file.OVERFIT_RANK   # measured overfitting, reported
+    qs_v1, below_v1, prior_v1 = results[0.0]
+    assert prior_v1.reference_source == 'fit'
+    assert qs_v1 < 0.4 and below_v1 > 0.25, (qs_v1, below_v1)   # v1: unseen reals look "worse than real"
+
+
+def test_well_sized_fit_does_not_warn():
+    import warnings
+    from priors.gmm import prior_file
+    draw = _mixture_sampler(num_dims=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        model = prior_file.fit_prior_model(draw(2000), components=4, pca=None, holdout=0.1, seed=0)
+    assert model['overfit']['images_per_param'] > prior_file.MIN_IMAGES_PER_PARAM
+    assert abs(model['overfit']['heldout_rank'] - 0.5) < 0.05
+
+#----------------------------------------------------------------------------
+# Issue 14, point 3: fitting on a subset still gives every image a component;
+# mirrored copies stay on the side of their original.
+
+def test_subset_fit_assigns_every_image_and_keeps_mirrors_together():
+    from priors.gmm import prior_file
+    draw = _mixture_sampler(num_dims=3, num_components=2)
+    feats = draw(200)
+    groups = np.concatenate([np.arange(100), np.arange(100)])   # items i and i + 100 are one image and its mirror
+    model = prior_file.fit_prior_model(feats, components=2, pca=None, holdout=0.2, max_images=60, groups=groups, seed=3)
+    roles = model['split']['roles']
+    assert model['num_images'] == 200 and model['assignments']['nearest'].shape == (200,)
+    assert int((roles == prior_file.ROLE_FIT).sum()) == 60 and int((roles == prior_file.ROLE_HELDOUT).sum()) == 40
+    assert torch.equal(roles[:100] == prior_file.ROLE_HELDOUT, roles[100:] == prior_file.ROLE_HELDOUT)
+    assert float(model['real_freqs']['nearest'].sum()) == pytest.approx(1.0)
+    # holdout 0 and no max_images: every item is fitted, as in v1.
+    v1 = prior_file.fit_prior_model(feats, components=2, pca=None, holdout=0, seed=3)
+    assert bool((v1['split']['roles'] == prior_file.ROLE_FIT).all()) and v1['real_loglik']['source'] == 'fit'
+
+#----------------------------------------------------------------------------
+# Issue 14, point 6: which images give f^g. A tiny real Generator as G and a
+# perturbed copy as G_ema; the extractor records what it is fed.
+
+class _RecordingExtractor:
+    def __init__(self):
+        self.inputs = []
+    def __call__(self, img):
+        self.inputs.append(img.clone())
+        return img.to(torch.float32).flatten(1)[:, :2]
+
+class _FirstComponentPrior:
+    num_components = 3
+    def assign(self, features, rule='nearest'):
+        return torch.zeros([features.shape[0]], dtype=torch.int64)
+
+def _generation_setup(**kwargs):
+    import copy
+    import dnnlib
+    from training.networks import Generator
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                  synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None))
+    G_ema = copy.deepcopy(G).eval()
+    with torch.no_grad():
+        for p in G_ema.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    prior = GMMPrior(resample_num=5, resample_batch=4, **kwargs)
+    prior.ctx = dnnlib.EasyDict(device=torch.device('cpu'), G=G, G_ema=G_ema, G_mapping=G.mapping, G_synthesis=G.synthesis,
+                                rank=0, num_gpus=1, random_seed=7)
+    prior.prior, prior.extractor, prior._labels = _FirstComponentPrior(), _RecordingExtractor(), None
+    prior._quantise = prior.resample_pixels == 'uint8'   # what setup() decides for a dataset of uint8 images
+    return prior, G, G_ema
+
+def _expected_images(prior, net, noise_mode='const'):
+    from torch_utils import misc
+    indices, images = list(range(prior.resample_count)), []
+    for start in range(0, len(indices), prior.resample_batch):   # the same batches, so the same float rounding
+        z, c, _ = prior._latents(indices[start:start + prior.resample_batch], update_idx=0)
+        with torch.no_grad():
+            images.append(net.synthesis(net.mapping(z, c, skip_w_avg_update=True), noise_mode=noise_mode))
+    img = torch.cat(images)
+    return img, misc.images_to_uint8(img).permute(0, 3, 1, 2)
+
+def test_resample_images_are_quantised_g_ema_images():
+    prior, G, G_ema = _generation_setup(resample_noise='const', resample_min_per_component=0)
+    counts = prior._generated_counts(update_idx=0)
+    assert counts.tolist() == [5.0, 0.0, 0.0]
+    fed = torch.cat(prior.extractor.inputs)
+    assert fed.dtype == torch.uint8 and torch.equal(fed, _expected_images(prior, G_ema)[1])   # G_ema, pixels as the reals
+    v1, G, _ = _generation_setup(resample_noise='const', resample_min_per_component=0, resample_net='G', resample_pixels='float')
+    v1._generated_counts(update_idx=0)
+    fed = torch.cat(v1.extractor.inputs)
+    assert fed.dtype == torch.float32 and torch.equal(fed, _expected_images(v1, G)[0])            # v1: training G, float
+
+
+def test_resample_noise_is_seeded_and_leaves_the_global_rng_alone():
+    prior, _, G_ema = _generation_setup(resample_min_per_component=2)    # 'random' noise; at least 2 x 3 = 6 images
+    assert prior.resample_count == 6
+    state = torch.get_rng_state()
+    prior._generated_counts(update_idx=0)
+    assert torch.equal(torch.get_rng_state(), state)
+    first = torch.cat(prior.extractor.inputs)
+    prior.extractor.inputs.clear()
+    prior._generated_counts(update_idx=0)
+    assert first.shape[0] == 6 and torch.equal(torch.cat(prior.extractor.inputs), first)    # same update: same images
+    assert not torch.equal(first, _expected_images(prior, G_ema)[1])                       # not the constant noise
+
+#----------------------------------------------------------------------------

@@ -22,8 +22,9 @@ def _toy_features(seed, num=40, shift=0.0):
     labels = rng.integers(0, 2, num)
     return torch.tensor(centres[labels] + rng.standard_normal([num, FEATURE_DIM]) + shift, dtype=torch.float32)
 
-def _toy_record(features, components=2, pca=None, **settings):
-    model = prior_file.fit_prior_model(features, components=components, pca=pca, seed=0)
+def _toy_record(features, components=2, pca=None, holdout=0.0, **settings):
+    # holdout 0: the reference log-likelihoods are every real image's, so the reals score (N + 1) / 2N.
+    model = prior_file.fit_prior_model(features, components=components, pca=pca, seed=0, holdout=holdout)
     return dict(
         format_version  = prior_file.FORMAT_VERSION,
         kind            = prior_file.FILE_KIND,
@@ -211,8 +212,10 @@ def test_metric_without_a_prior_says_what_to_pass():
     assert {'qs50k', 'dds50k', 'qs10k', 'dds10k'} <= set(metric_main.list_valid_metrics())
     opts = metric_utils.MetricOptions(device='cpu')
     with pytest.raises(metric_utils.MetricOptionsError,
-                       match=r'^qs50k needs a GMM prior: pass --prior-file=\.\.\. or use a snapshot trained with --prior=gmm$'):
+                       match=r'^qs50k needs a GMM prior: pass a prior file from build_prior.py, or use a snapshot trained with '
+                             r'the gmm prior$') as info:
         prior_metrics.qs50k(opts)
+    assert info.value.option == 'prior_file'
     with pytest.raises(metric_utils.MetricOptionsError, match=r'^dds10k needs a GMM prior'):
         prior_metrics.dds10k(opts)
     opts = metric_utils.MetricOptions(device='cpu', snapshot=_snapshot_with(dict(kind='nope')))

@@ -75,13 +75,14 @@ def test_folder_to_zip_with_labels(tmp_path):
     assert [int(np.argmax(ds.get_label(i))) for i in range(5)] == order
 
 
-def test_partial_labels_are_dropped(tmp_path):
+def test_partial_labels_are_refused(tmp_path):
+    # Issue 15: dropping every label because one image lacks one was silent.
     src = tmp_path / 'src'
     for i, img in enumerate(_images(2)):
         _save(str(src / f'{i}.png'), img)
     (src / 'dataset.json').write_text(json.dumps({'labels': [['0.png', 1]]}))
-    _ok('--source', str(src), '--dest', str(tmp_path / 'out'))
-    assert json.loads((tmp_path / 'out' / 'dataset.json').read_text()) == {'labels': None}
+    _fails(r"--source: 1 of 2 images have no label \(e.g. '1.png'\)", '--source', str(src), '--dest', str(tmp_path / 'out'))
+    assert not (tmp_path / 'out').exists()
 
 
 def test_zip_to_folder_equals_source(tmp_path):

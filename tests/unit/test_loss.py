@@ -147,7 +147,7 @@ def test_Greg_phase_path_length_matches_float64():
     p = _problem(7)
     decay, weight, gain, shrink = 0.25, 2.0, 4, 2
     loss, nets = _make_loss(p, pl_decay=decay, pl_weight=weight, pl_batch_shrink=shrink)
-    loss.load_state_dict(dict(pl_mean=torch.tensor(0.5)))
+    loss.load_rank_state_dict(dict(pl_mean=torch.tensor(0.5)))
     z = np.random.default_rng(8).normal(size=[6, Z_DIM])
     nets['G_mapping'].requires_grad_(True)
     nets['G_synthesis'].requires_grad_(True)
@@ -247,11 +247,12 @@ def test_hooks_transform_latents_and_add_extra_loss():
     seen = []
 
     class HookedLoss(loss_module.StyleGAN2Loss):
-        def transform_latents(self, z, c):
+        def transform_latents(self, z, c, step, role, batch):
             return z * 0, c
 
-        def extra_loss(self, step, img, c, logits, ws):
+        def extra_loss(self, step, img, c, logits, ws, batch=None, outputs=None):
             seen.append(step)
+            assert batch is None or batch.img.shape == (4, C, H, W)  # the round's reals reach every step
             return img.flatten(1).sum(1) * 0 + 10.0 if step == 'Gmain' else None
 
     p = _problem(16)
@@ -268,13 +269,16 @@ def test_hooks_transform_latents_and_add_extra_loss():
 def test_state_dict_round_trip_and_errors():
     loss, _ = _make_loss(_problem(17))
     loss.pl_mean.fill_(1.25)
-    state = loss.state_dict()
+    assert loss.state_dict() == {}  # pl_mean is per process: the rank state
+    state = loss.rank_state_dict()
     other, _ = _make_loss(_problem(17))
-    other.load_state_dict(state)
+    other.load_rank_state_dict(state)
     assert float(other.pl_mean) == 1.25
     with pytest.raises(ValueError, match=r"unexpected keys \['gmm'\]"):
-        other.load_state_dict(dict(state, gmm=1))
-    assert loss_module.Loss().state_dict() == {}
+        other.load_rank_state_dict(dict(state, gmm=1))
+    with pytest.raises(ValueError, match=r"unexpected keys \['gmm'\]"):
+        other.load_state_dict(dict(gmm=1))
+    assert loss_module.Loss().state_dict() == {} and loss_module.Loss().rank_state_dict() == {}
     with pytest.raises(NotImplementedError, match='accumulate_gradients'):
         loss_module.Loss().accumulate_gradients('Gmain', None, None, None, None, True, 1)
 

@@ -59,8 +59,12 @@ def test_file_is_safe_to_load_and_holds_the_metadata(built):
     assert ds['name'] == 'data' and ds['path'] == os.path.abspath(built.data) and ds['num_images'] == NUM_IMAGES
     assert ds['resolution'] == RES and ds['num_channels'] == 3 and ds['xflip'] is False and ds['fingerprint'].startswith('zip:')
     assert record['settings'] == dict(components=MODES, pca=0.98, reg_covar=1e-6, seed=0, max_images=None,
-                                      covariance_type='full', tol=1e-3, max_iter=100, n_init=1)
+                                      covariance_type='full', tol=1e-3, max_iter=100, n_init=1, holdout=0.1)
     assert record['num_images'] == NUM_IMAGES
+    roles = record['split']['roles']
+    assert roles.shape == (NUM_IMAGES,) and int((roles == prior_file.ROLE_HELDOUT).sum()) == NUM_IMAGES // 10
+    assert record['real_loglik']['source'] == 'heldout' and record['real_loglik']['sorted'].numel() == NUM_IMAGES // 10
+    assert record['fit_loglik']['sorted'].numel() == NUM_IMAGES - NUM_IMAGES // 10
     assert set(record['pca']) == {'kwargs', 'state_dict'} and set(record['gmm']) == {'kwargs', 'state_dict'}
     assert os.path.isfile(os.path.splitext(built.path)[0] + '-components.png')
 
@@ -73,8 +77,8 @@ def test_assignments_frequencies_and_loglik(built):
         freqs = prior.real_freqs(rule)
         assert freqs.dtype == torch.float64 and freqs.shape == (MODES,)
         torch.testing.assert_close(freqs, torch.bincount(a, minlength=MODES).double() / NUM_IMAGES)
-    ll = prior.real_loglik_sorted
-    assert ll.shape == (NUM_IMAGES,) and bool((ll[1:] >= ll[:-1]).all())
+    ll = prior.real_loglik_sorted   # the reference: held-out images
+    assert ll.shape == (NUM_IMAGES // 10,) and bool((ll[1:] >= ll[:-1]).all())
     assert prior.record['real_loglik']['mean'] == pytest.approx(float(ll.mean()))
 
 
@@ -94,7 +98,9 @@ def test_log_prob_matches_stored_loglik_and_is_differentiable(built):
     feats = ext(pixels).requires_grad_(True)
     ll = prior.log_prob(feats)
     assert ll.shape == (NUM_IMAGES,) and ll.dtype == torch.float32
-    np.testing.assert_allclose(np.sort(ll.detach().numpy()), prior.real_loglik_sorted.numpy(), rtol=1e-4, atol=1e-3)
+    held = prior.roles == prior_file.ROLE_HELDOUT
+    np.testing.assert_allclose(np.sort(ll.detach().numpy()[held.numpy()]), prior.real_loglik_sorted.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.sort(ll.detach().numpy()[~held.numpy()]), prior.record['fit_loglik']['sorted'].numpy(), rtol=1e-4, atol=1e-3)
     ll.sum().backward()
     assert torch.isfinite(feats.grad).all() and feats.grad.abs().sum() > 0
     assert torch.equal(prior.assign(feats.detach()), prior.assignments('nearest'))
@@ -103,8 +109,8 @@ def test_log_prob_matches_stored_loglik_and_is_differentiable(built):
 def test_percentile_rank_and_quantile(built):
     prior = built.prior
     ll = prior.real_loglik_sorted
-    ranks = prior.percentile_rank(torch.tensor([float(ll[0]) - 1, float(ll[-1]) + 1, float(ll[49])]))
-    torch.testing.assert_close(ranks, torch.tensor([0.0, 1.0, 50 / NUM_IMAGES], dtype=torch.float64))
+    ranks = prior.percentile_rank(torch.tensor([float(ll[0]) - 1, float(ll[-1]) + 1, float(ll[4])], dtype=torch.float64))
+    torch.testing.assert_close(ranks, torch.tensor([0.0, 1.0, 5 / ll.numel()], dtype=torch.float64))
     assert prior.loglik_quantile(0) == float(ll[0]) and prior.loglik_quantile(1) == float(ll[-1])
     assert prior.loglik_quantile(0.5) == pytest.approx(float(np.quantile(ll.numpy(), 0.5)))
     with pytest.raises(ValueError, match=r'q must be in \[0, 1\], got 2'):
@@ -197,7 +203,7 @@ def test_two_ranks_build_once_and_load_the_same_prior(tmp_path):
 
 def test_missing_file(tmp_path):
     with pytest.raises(PriorFileError, match=r"Prior file '.*nothere.pt' does not exist; build it with build_prior.py "
-                                             r"--data=DATASET --feature=NAME --out=.*nothere.pt, or drop --prior-file"):
+                                             r"--data=DATASET --feature=NAME --out=.*nothere.pt$"):
         load_prior(str(tmp_path / 'nothere.pt'))
 
 
@@ -240,13 +246,13 @@ def test_other_dataset(built, tmp_path):
     other = make_synthetic_dataset(str(tmp_path / 'other.zip'), num_images=NUM_IMAGES, resolution=RES, num_modes=MODES, seed=7)
     with pytest.raises(PriorFileError, match=r"was built for dataset 'data' \(200 images, 16x16, 3 channel\(s\), fingerprint zip:.*\) "
                                              r"at .*data.zip but the training data is 'other' .*; rebuild it with build_prior.py "
-                                             r"--data=.*other.zip --feature=tiny --out=.*, or drop --prior-file"):
+                                             r"--data=.*other.zip --feature=tiny --out=\S*$"):
         load_prior(built.path, expect_dataset=dict(built.kwargs, path=other))
 
 
 def test_other_selection_of_the_same_dataset(built):
     with pytest.raises(PriorFileError, match=r"built for 200 items of dataset 'data' \(xflip=False\) but the training data has "
-                                             r"400 items \(xflip=True\).*--mirror=1, or drop --prior-file"):
+                                             r"400 items \(xflip=True\).*--mirror=1$"):
         load_prior(built.path, expect_dataset=dict(built.kwargs, xflip=True))
     with pytest.raises(PriorFileError, match=r'but the training data has 50 items'):
         load_prior(built.path, expect_dataset=dict(built.kwargs, max_size=50))
@@ -259,6 +265,19 @@ def test_other_extractor(built):
     narrow = features.build_extractor('tiny', device='cpu', feature_dim=16)
     with pytest.raises(PriorFileError, match=r'"tiny" \(32-d\) but this run uses "tiny" \(16-d\)'):
         load_prior(built.path, expect_feature=narrow)
+
+
+def test_format1_subset_file_is_refused_for_training(built, tmp_path):
+    # A format-1 file built with --max-images gave components to the fitted images only, and training
+    # crashed at the first resample; now loading it for a training set refuses it with the fix.
+    record = torch.load(built.path, weights_only=True)
+    record['assignments'] = {rule: a[:30] for rule, a in record['assignments'].items()}
+    record['format_version'], record['num_images'] = 1, 30
+    torch.save(record, tmp_path / 'old.pt')
+    with pytest.raises(PriorFileError, match=r"gives a component to 30 of the 200 training images \(format 1 files built with a "
+                                             r"max_images limit cover only the images fitted on\).*rebuild it with build_prior.py"):
+        load_prior(str(tmp_path / 'old.pt'), expect_dataset=built.kwargs)
+    assert load_prior(str(tmp_path / 'old.pt')).reference_source == 'heldout'   # metrics need no dataset check
 
 
 def test_wrong_feature_width_at_use(built):
@@ -281,9 +300,12 @@ def test_parse_pca_errors(text, match):
 
 
 def test_too_few_images_for_the_components():
-    with pytest.raises(ValueError, match=r'3 images cannot fit 5 Gaussian components; use more images \(--max-images\) '
-                                         r'or fewer components \(--components\)'):
+    with pytest.raises(ValueError, match=r'2 images cannot fit 5 Gaussian components \(3 images, 1 held out\); use more images '
+                                         r'or fewer components'):
         prior_file.fit_prior_model(torch.randn([3, 4]), components=5)
+    with pytest.raises(ValueError, match=r'2 images cannot fit 3 Gaussian components \(4 images, 2 held out\)'):
+        prior_file.fit_prior_model(torch.randn([4, 4]), components=3, holdout=0.5)
+    assert int((prior_file.split_roles(4, holdout=0.1) == prior_file.ROLE_HELDOUT).sum()) == 1   # a holdout holds out at least one
 
 
 def test_fit_without_pca_and_diag():
@@ -302,16 +324,19 @@ def test_cli_builds_a_prior_and_its_grid(built, tmp_path):
                                                    '--max-images', '120', '--out', str(out), '--device', 'cpu'])
     assert result.exit_code == 0, result.output
     assert 'PCA:       32 -> ' in result.output and 'Wrote ' in result.output
-    prior = load_prior(str(out), expect_feature='tiny')
-    assert prior.num_images == 120 and prior.settings['max_images'] == 120
+    assert 'fit on 120, 0.1 held out' in result.output and 'Reference: log-likelihoods of the 20 held-out images' in result.output
+    prior = load_prior(str(out), expect_feature='tiny', expect_dataset=built.kwargs)   # every training image has a component
+    assert prior.num_images == NUM_IMAGES and prior.settings['max_images'] == 120 and prior.assignments().numel() == NUM_IMAGES
+    assert int((prior.roles == prior_file.ROLE_FIT).sum()) == 120 and int((prior.roles == prior_file.ROLE_HELDOUT).sum()) == 20
     with PIL.Image.open(tmp_path / 'cli' / 'prior-components.png') as img:
         assert img.format == 'PNG'
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--feature', 'nope'], 'Error: --feature: Unknown feature extractor "nope"; valid names: inception, resnet101, tiny'),
+    (['--feature', 'nope'], 'Error: --feature: Unknown feature extractor "nope"; valid names: '),
     (['--pca', '2.5'], 'Error: --pca: pca as a variance fraction must be in (0, 1], got 2.5'),
-    (['--components', '500'], 'Error: --components=500 is more than the 200 images to fit on'),
+    (['--components', '500'], 'Error: --components=500 is more than the 180 images to fit on (200 images, --holdout=0.1)'),
+    (['--preset', 'ffhq', '--max-images', '50'], 'Error: --components=70 is more than the 50 images to fit on'),   # the preset sets M
     (['--device', 'gpu7'], 'Error: --device: "gpu7" is not a device'),
 ])
 def test_cli_errors(built, tmp_path, args, message):

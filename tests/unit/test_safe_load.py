@@ -201,12 +201,54 @@ def test_convert_network_pickle_cli(tmp_path, snapshot):
 
     result = CliRunner().invoke(legacy.convert_network_pickle,
                                 ['--source', str(tmp_path / 'missing.pkl'), '--dest', str(dest)])
-    assert result.exit_code != 0 and '--source: cannot read' in result.output
+    assert result.exit_code != 0 and '--source: file not found' in result.output
 
     (tmp_path / 'bad.pkl').write_bytes(b'garbage')
     result = CliRunner().invoke(legacy.convert_network_pickle,
                                 ['--source', str(tmp_path / 'bad.pkl'), '--dest', str(tmp_path / 'o2.pkl')])
     assert result.exit_code != 0 and 'not a pickle file' in result.output
     assert not (tmp_path / 'o2.pkl').exists()
+
+#----------------------------------------------------------------------------
+# Embedded source that writes a file is never executed, on every route that
+# does not need it (issue 15): the older tests embedded harmless source, so
+# running the source before refusing the pickle went unnoticed.
+
+def _payload_source(target, class_name):
+    return (f'open(r"{target}", "w").close()  # the payload\n'
+            f'import torch\n'
+            f'class {class_name}(torch.nn.Module):\n'
+            f'    pass\n')
+
+
+def _fc_state(**changes):
+    networks = pytest.importorskip('training.networks')
+    layer = networks.FullyConnectedLayer(4, 3)
+    state = dict(layer.__dict__)
+    state.update(changes)
+    return layer, state
+
+
+@pytest.mark.parametrize('route', ['unknown-class-safe', 'known-class-mismatch-safe', 'known-class-normal', 'known-class-safe'])
+def test_embedded_source_never_runs(tmp_path, snapshot, route):
+    target = tmp_path / f'{route}.pwned'
+    if route == 'unknown-class-safe':
+        class_name, state = 'Alien', dict(torch.nn.Module().__dict__, _init_args=(), _init_kwargs={})
+    elif route == 'known-class-mismatch-safe':
+        _, state = _fc_state(_parameters={})  # no weight/bias: does not match our FullyConnectedLayer
+        class_name = 'FullyConnectedLayer'
+    else:
+        layer, state = _fc_state()
+        class_name = 'FullyConnectedLayer'
+    meta = dict(type='class', version=6, module_src=_payload_source(target, class_name), class_name=class_name, state=state)
+    data = pickle.dumps(dict(snapshot, G=ForgedPersistent(meta)))
+    if route.endswith('-safe') and route != 'known-class-safe':
+        with pytest.raises(legacy.NetworkPickleError, match=rf'refusing to load (unknown class )?{class_name} in safe mode'):
+            _load_bytes(data, safe=True)
+    else:
+        loaded = _load_bytes(data, safe=(route == 'known-class-safe'))
+        assert type(loaded['G']).__module__ == 'training.networks'  # rebuilt as our class, from its init args
+        assert torch.equal(loaded['G'].weight, layer.weight)
+    assert not target.exists(), f'{route}: the embedded source was executed'
 
 #----------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_help_documents_the_demo_and_processes():
     (['--batch=8', '--batch-gpu=3'], r'1 x 3 = 3; use --batch=6 or --batch=9, or --batch-gpu=2'),
     (['--batch=8', '--mbstd-group=3'], r'--mbstd-group=3 must divide the per-process batch \(batch_gpu=8\); .* --mbstd-group=2'),
     (['--metrics=nonsense'], r'--metrics: unknown metric "nonsense"; valid metrics: none'),
-    (['--resume=/nonexistent/net.pkl'], r'--resume: "/nonexistent/net.pkl" is not a file, a URL, "latest" or one of ffhq256'),
+    (['--resume=/nonexistent/net.pkl'], r'--resume: file not found: "/nonexistent/net.pkl"; .*or "latest", or one of ffhq256'),
     (['--resume=latest'], r'--resume=latest: no network-snapshot-\*.pkl in the runs under --outdir='),
 ])
 def test_bad_options_are_explained(tmp_path, data, args, message):
