@@ -43,12 +43,14 @@ SETS = {
     'ring8_rare': 'toy:ring8,rare=0.02',    # the same ring, mode 0 at 2 % of the data (PriorGAN's missing-mode case)
     'grid25':     'toy:grid25',             # 5 x 5 grid, std 0.05
     'ring6':      'toy:ring6',              # MDGAN App. C: radius 5, std 0.1
+    'ring8_std01': 'toy:ring8,std=0.1',     # RFGAN §4.1: Metz et al.'s ring (radius 2) with std 0.1
 }
 
 # The rows: name -> extra train.py options. One line per prior.
 ROWS = {
     'baseline': [],
     'gmm':      ['--prior=gmm', '--prior-components={num_modes}'],  # PriorGAN, GMM on the points (identity features), M = true K
+    'rf':       ['--prior=rf'],                                     # RFGAN, frozen denoising-AE encoder (MLP like D) joined at D's output layer
 }
 
 #----------------------------------------------------------------------------
@@ -115,6 +117,8 @@ def format_table(results):
 #----------------------------------------------------------------------------
 
 def _names(value, known, what):
+    if value == 'none':
+        return []
     names = list(known) if value in (None, '', 'all') else [n.strip() for n in value.split(',') if n.strip()]
     for name in names:
         if name not in known:
@@ -128,9 +132,18 @@ def _names(value, known, what):
 @click.option('--kimg', help='Training length  [default: --cfg=toy\'s]', type=click.FloatRange(min=0, min_open=True))
 @click.option('--out', help='Markdown file to write ("none": print only)', default='docs/toy-results.md', show_default=True)
 @click.option('--keep', help='Keep the run folders in this directory (default: a temporary one, deleted)', metavar='DIR')
-def main(sets, rows, seeds, kimg, out, keep):
+@click.option('--add-row', 'add_rows', multiple=True, metavar='NAME=OPTIONS',
+              help='An extra row for this call, e.g. "gmm_a1=--prior=gmm --resample-alpha=1" (repeatable; implies it in --rows)')
+def main(sets, rows, seeds, kimg, out, keep, add_rows=()):
     """Train baseline and prior rows on the toy sets over several seeds; print and write the claims table."""
-    set_names, row_names = _names(sets, SETS, 'set'), _names(rows, ROWS, 'row')
+    all_rows = dict(ROWS)
+    for spec in add_rows:
+        name, sep, options = spec.partition('=')
+        if not sep or not name.strip():
+            raise click.BadParameter(f'--add-row "{spec}": write NAME=OPTIONS, e.g. "gmm_a1=--prior=gmm --resample-alpha=1"')
+        all_rows[name.strip()] = options.split()
+    set_names, row_names = _names(sets, SETS, 'set'), _names(rows, all_rows, 'row')
+    row_names += [spec.partition('=')[0].strip() for spec in add_rows if spec.partition('=')[0].strip() not in row_names]
     seed_list = []
     for part in seeds.split(','):
         lo, _, hi = part.partition('-')
@@ -142,7 +155,7 @@ def main(sets, rows, seeds, kimg, out, keep):
         data = SETS[set_name]
         num_modes = dnnlib.util.construct_class_by_name(class_name='training.toy_data.ToyDataset', path=data).toy_modes.num_modes
         for row in row_names:
-            row_args = [arg.format(num_modes=num_modes) for arg in ROWS[row]]
+            row_args = [arg.format(num_modes=num_modes) for arg in all_rows[row]]
             runs = []
             for seed in seed_list:
                 workdir = os.path.join(workroot, f'{set_name}-{row}-seed{seed}')

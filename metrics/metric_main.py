@@ -237,7 +237,7 @@ def ppl_wend(opts):
 
 @register_metric
 def toy2k(opts):
-    return {f'toy2k_{name}': value for name, value in toy_metrics.compute_toy_scores(opts, num=2000).items()}
+    return {f'toy2k_{name}': value for name, value in toy_metrics.compute_toy_scores(opts, num=toy_metrics.NUM_POINTS).items()}
 
 #----------------------------------------------------------------------------
 # The papers' evaluation protocols (fid5k, is5k, mode10k, miss100k, msssim10k,

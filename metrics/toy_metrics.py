@@ -33,6 +33,8 @@ import dnnlib
 from training import sampling
 from . import metric_utils
 
+NUM_POINTS = 2000  # generated and data points of the registered toy2k metric
+
 #----------------------------------------------------------------------------
 # Pure functions (float64 numpy).
 

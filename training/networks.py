@@ -731,9 +731,10 @@ class Discriminator(torch.nn.Module):
     out_dim: width of the raw output, e.g. a distribution's parameters (None = one logit);
     feature_kwargs: None, or dict(class_name=..., **kwargs) of a feature module F built as
     `F(img_resolution=..., img_channels=..., **kwargs)`, called on D's input image and returning [N, F]
-    features that are concatenated with D's own at `feature_at`: 'out' (before the output layer) or 'fc'
-    (before the epilogue's fully connected layer). F keeps frozen weights as buffers; gradients with
-    respect to the image flow through it."""
+    features that join D's own at `feature_at`: 'out' (the output layer) or 'fc' (the epilogue's fully
+    connected layer), through their own weights (b4.extra, equivalent to concatenating them with that
+    layer's input; fc and out keep the official shapes). F keeps frozen weights as buffers; gradients
+    with respect to the image flow through it."""
 
     def __init__(self, c_dim, img_resolution, img_channels, architecture='resnet', channel_base=32768, channel_max=512,
                  num_fp16_res=0, conv_clamp=None, cmap_dim=None, block_kwargs={}, mapping_kwargs={}, epilogue_kwargs={},

@@ -138,15 +138,11 @@ class ToySynthesisNetwork(torch.nn.Module):
 
 @persistence.persistent_class
 class ToyGenerator(torch.nn.Module):
-    def __init__(self,
-        z_dim,                      # Latent size.
-        c_dim,                      # Must be 0.
-        w_dim,                      # Must equal z_dim.
-        img_resolution,             # Must be 1.
-        img_channels,               # 2 for points.
-        mapping_kwargs  = {},       # ToyMappingNetwork arguments (w_avg_beta).
-        synthesis_kwargs = {},      # ToySynthesisNetwork arguments (hidden, activation, num_ws, side_kwargs).
-    ):
+    """Args: z_dim (latent size), c_dim (must be 0), w_dim (must equal z_dim), img_resolution (must be 1),
+    img_channels (2 for points); mapping_kwargs: ToyMappingNetwork arguments (w_avg_beta);
+    synthesis_kwargs: ToySynthesisNetwork arguments (hidden, activation, num_ws, side_kwargs)."""
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs={}, synthesis_kwargs={}):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels

@@ -125,9 +125,12 @@ def _to_pil(image):
 # The grid for a built prior: `per_component` random real images of each
 # component (dataset: anything whose [idx] gives (uint8 [C, H, W], label)),
 # written to `path` as PNG. cell_size None = the image side clipped to
-# [32, 128]. Returns the PIL image.
+# [32, 128]. Returns the PIL image, or None for data that are not images (the
+# toy lab's 2-D points, which training/toy_pictures.py draws instead).
 
 def component_grid(dataset, assignments, freqs, path, per_component=8, seed=0, cell_size=None):
+    if getattr(dataset, 'num_channels', 3) not in (1, 3):
+        return None
     freqs = _as_freqs(freqs, 'freqs')
     picks = pick_component_examples(assignments, freqs.size, per_component, seed)
     rows = [[dataset[int(idx)][0] for idx in idx_list] for idx_list in picks]

@@ -394,7 +394,7 @@ class GMMPrior(base.Prior):
                 z, c, noise_seed = self._latents(indices[start:start + self.resample_batch], update_idx)
                 ws = mapping(z, c, skip_w_avg_update=True)
                 if self.resample_noise == 'random':
-                    pass  # PLANTED
+                    torch.manual_seed(noise_seed)   # seeds this batch's noise inputs; restored on exit
                 img = synthesis(ws, noise_mode=self.resample_noise)
                 if self._quantise:
                     img = misc.images_to_uint8(img).permute(0, 3, 1, 2)  # the pixels the reals were embedded from
@@ -429,8 +429,7 @@ class GMMPrior(base.Prior):
         grid_path = os.path.join(run_dir, 'prior-components.png')
         if not os.path.exists(grid_path):
             dataset = dnnlib.util.construct_class_by_name(**dict(self.ctx.dataset_kwargs, xflip=False))
-            if dataset.num_channels in (1, 3):  # images; the toy lab's points have their own pictures (toy_pictures.py)
-                pictures.component_grid(dataset, self.assignments.numpy(), self.real_freqs.numpy(), grid_path)
+            pictures.component_grid(dataset, self.assignments.numpy(), self.real_freqs.numpy(), grid_path)
         if len(self.history) > 0:
             last = self.history[-1]
             pictures.frequency_bar_chart(self.real_freqs.numpy(), last.gen_freqs.numpy(),

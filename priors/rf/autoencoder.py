@@ -104,7 +104,7 @@ class DenoisingAutoencoder(torch.nn.Module):
 # Dataset items as float tensors on `device`: uint8 images -> [N, C, H, W] in
 # [-1, 1]; float items (the toy lab's points) are taken as they are.
 
-def _load_images(dataset, indices, device):
+def load_images(dataset, indices, device):
     items = np.stack([dataset[int(i)][0] for i in indices])
     if items.dtype == np.uint8:
         return misc.uint8_to_images(torch.from_numpy(items)).to(device)
@@ -166,7 +166,7 @@ def train_autoencoder(dataset_kwargs, encoder_kwargs, decoder_kwargs,
     running, count, start = 0.0, 0, time.time()
     for step in range(num_steps):
         indices = order[step * batch:(step + 1) * batch][rank::num_gpus]
-        img = _load_images(dataset, indices, device)
+        img = load_images(dataset, indices, device)
         recon = ae(corrupt(img, corruption, level, noise_gen))
         value = reconstruction_loss(recon, img, loss).mean()
         opt.zero_grad(set_to_none=True)
@@ -200,7 +200,7 @@ def evaluate_autoencoder(ae, dataset_kwargs, corruption, level, loss='l2', num=2
     gen.manual_seed(seed)
     totals, n = dict(clean=0.0, corrupted=0.0), 0
     for start in range(0, min(num, len(dataset)), batch):
-        img = _load_images(dataset, range(start, min(start + batch, num, len(dataset))), device)
+        img = load_images(dataset, range(start, min(start + batch, num, len(dataset))), device)
         totals['clean'] += float(reconstruction_loss(ae(img), img, loss).sum())
         totals['corrupted'] += float(reconstruction_loss(ae(corrupt(img, corruption, level, gen)), img, loss).sum())
         n += img.shape[0]

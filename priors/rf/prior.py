@@ -29,18 +29,26 @@ Mapping onto the code:
   state of its own.
 """
 
+import os
+
+import numpy as np
 import torch
 
+import dnnlib
 from priors import base
 from priors import registry
 from priors.rf import ae_file as ae_file_module
+from priors.rf import autoencoder
 from priors.rf import encoder as encoder_module
 from torch_utils import training_stats
+from training import training_loop
 
 #----------------------------------------------------------------------------
 
 FEATURE_AT = ('fc', 'out')
 FEATURES_CLASS = 'priors.rf.encoder.RepresentativeFeatures'
+_RECON_COLUMNS = 8      # images per row of rf-recon*.png
+_RECON_SEED = 0x4f      # latents of its generated row
 
 #----------------------------------------------------------------------------
 
@@ -75,6 +83,7 @@ class RFPrior(base.Prior):
         self.settings = ae_file_module.normalize_settings(code_dim=code_dim, corruption=corruption, level=level, loss=loss, kimg=kimg,
                                                           batch=batch, lr=lr, betas=betas, seed=seed, max_images=max_images)
         self.record = None
+        self._ae = None  # the whole autoencoder, for the reconstruction pictures (loaded at the first snapshot)
 
     # D gets the frozen encoder as its feature module.
     def D_kwargs_update(self):
@@ -101,6 +110,28 @@ class RFPrior(base.Prior):
             err = record.get('evaluation') or {}
             print(f'RFGAN: encoder from {where} ({record["num_features"]} features at D\'s "{self.feature_at}"; '
                   f'reconstruction error clean {err.get("clean", float("nan")):.4g}, corrupted {err.get("corrupted", float("nan")):.4g})')
+
+    # The paper's Fig. 2 at each image snapshot (rank 0; image datasets): rows of generated images, their
+    # reconstructions by the autoencoder, real images, theirs. rf-recon<kimg>.png in the run folder.
+    def on_snapshot(self, run_dir, cur_nimg):
+        if self.record is None or self.record.get('path') is None or self.ctx.G_ema.img_resolution < 8:
+            return
+        device = self.ctx.device
+        if self._ae is None:
+            record = ae_file_module.load_autoencoder_file(self.record['path'])
+            self._ae = ae_file_module.autoencoder_from_record(record, device=device)
+            dataset = dnnlib.util.construct_class_by_name(**self.ctx.dataset_kwargs)
+            picks = list(range(min(_RECON_COLUMNS, len(dataset))))
+            self._recon_reals = autoencoder.load_images(dataset, picks, device)
+            self._recon_c = torch.as_tensor(np.stack([dataset.get_label(i) for i in picks]), device=device)
+        G = self.ctx.G_ema
+        num = self._recon_reals.shape[0]
+        z = torch.randn([num, G.z_dim], generator=torch.Generator().manual_seed(_RECON_SEED)).to(device)
+        with torch.no_grad():
+            fakes = G(z, self._recon_c, noise_mode='const').to(torch.float32)
+            rows = [fakes, self._ae(fakes), self._recon_reals, self._ae(self._recon_reals)]
+        grid = torch.cat(rows).clamp(-1, 1).cpu()
+        training_loop.save_image_grid(grid, os.path.join(run_dir, f'rf-recon{cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=(num, 4))
 
     # Per iteration: the balance D has learned between the two feature vectors (the paper's w1 and w2).
     def on_progress(self, cur_nimg):

@@ -18,7 +18,8 @@ class HeadPrior(base.Prior):
     def __init__(self, scale=1.0):
         super().__init__()
         self.scale = float(scale)
-        self.seen = []  # (step, outputs are a pair) of every adversarial_loss call
+        self.seen = []  # (step, outputs are a pair, batch size) of every adversarial_loss call
+        self.aux = []   # whether the auxiliary output handed to extra_loss carries a gradient
 
     def D_kwargs_update(self):
         return {'out_dim': 2}
@@ -37,6 +38,7 @@ class HeadPrior(base.Prior):
 
     def extra_loss(self, step, img, c, logits, ws, *, batch=None, outputs=None):
         if step == 'Dreal':
+            self.aux.append(bool(outputs[1].requires_grad))
             return outputs[1].square().mean(dim=1)  # the auxiliary output reaches the loss
         return None
 

@@ -91,3 +91,53 @@ def test_train_cli_with_two_cpu_processes(tiny_data, tmp_path, launcher):
     assert state['num_gpus'] == 2 and state['cur_nimg'] == 8
 
 #----------------------------------------------------------------------------
+# Two ranks must train exactly like one rank with the same global batch:
+# the gradients are averaged across ranks, not summed (issue 15: removing
+# `flat /= num_gpus` left the tests above green, since they only check that the
+# ranks agree). One Dboth and one Gboth phase on fixed data and latents, with
+# SGD so that the gradient scale shows in the weights, and no source of
+# randomness (no noise inputs, style mixing, augmentation or regularisation).
+# The minibatch-std groups line up: rank r holds samples {2r, 2r+1, 2r+4, 2r+5}.
+
+def _one_step(num_gpus, rank, samples, train=True):
+    from training import networks
+    from training.loss import StyleGAN2Loss
+    torch.manual_seed(0)
+    G = networks.Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
+                           synthesis_kwargs=dict(channel_base=256, channel_max=16, use_noise=False)).train().requires_grad_(False)
+    D = networks.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16,
+                               epilogue_kwargs=dict(mbstd_group_size=2)).train().requires_grad_(False)
+    device = torch.device('cpu')
+    loss = StyleGAN2Loss(device=device, G_mapping=G.mapping, G_synthesis=G.synthesis, D=D, style_mixing_prob=0, r1_gamma=0, pl_weight=0)
+    sgd = dict(class_name='torch.optim.SGD', lr=0.5)
+    phases = training_loop_module._setup_phases(G, D, sgd, sgd, None, None, device)
+    gen = torch.Generator().manual_seed(1)
+    real_img = torch.randn([8, 3, 16, 16], generator=gen)[samples]
+    gen_z = torch.randn([8, 8], generator=gen)[samples]
+    c = torch.zeros([len(samples), 0])
+    for phase in (phases if train else []):
+        training_loop_module._run_phase(phase, loss, [real_img], [c], [gen_z], [c], num_gpus)
+    return {f'{key}.{name}': t.detach().clone() for key, module in (('G', G), ('D', D)) for name, t in misc.named_params_and_buffers(module)
+            if not name.endswith('w_avg')}
+
+def _same_batch_worker(rank, tmp_dir):
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group('gloo', init_method='file://' + os.path.join(tmp_dir, 'init'), rank=rank, world_size=2)
+    samples = [2 * rank, 2 * rank + 1, 2 * rank + 4, 2 * rank + 5]
+    torch.save(_one_step(2, rank, samples), os.path.join(tmp_dir, f'step{rank}.pt'))
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
+    torch.multiprocessing.spawn(_same_batch_worker, args=(str(tmp_path),), nprocs=2, start_method='spawn')
+    one = _one_step(1, 0, list(range(8)))
+    start = _one_step(1, 0, list(range(8)), train=False)
+    moved = [name for name in one if not torch.allclose(one[name], start[name], rtol=1e-3, atol=1e-5)]
+    assert len(moved) > len(one) // 2  # the step is not vacuous: most tensors of G and D moved
+    for rank in (0, 1):
+        two = torch.load(os.path.join(tmp_path, f'step{rank}.pt'))
+        assert two.keys() == one.keys()
+        for name in one:
+            torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f'{name}: {m}')
+
+#----------------------------------------------------------------------------

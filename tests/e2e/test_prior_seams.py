@@ -99,6 +99,7 @@ def test_head_owner_replaces_the_adversarial_loss_and_gives_the_realness(data, t
     assert result.D.b4.out.weight.shape[0] == 2  # out_dim from D_kwargs_update, merged at the leaf
     steps = {s for s, _, _ in head.seen}
     assert steps == {'Gmain', 'Dgen', 'Dreal'} and all(pair and n == 2 for _, pair, n in head.seen)
+    assert head.aux and all(head.aux)  # D's second output reached extra_loss with its graph
     collector.update()
     # realness = 0 * logit: R1's gradient and ADA's signs come from the realness, so both are exactly 0.
     assert collector.num('Loss/r1_penalty') > 0 and collector.mean('Loss/r1_penalty') == 0

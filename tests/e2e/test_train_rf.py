@@ -94,6 +94,8 @@ def test_train_rf_resume_generate_calc_metrics(env):
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         stats = [json.loads(line) for line in f]
     assert 0 < stats[-1]['Prior/rf/w1_share']['mean'] < 1
+    with PIL.Image.open(os.path.join(run_dir, 'rf-recon000000.png')) as image:  # the paper's Fig. 2: 4 rows of 8
+        assert image.size == (8 * 16, 4 * 16)
 
     # generate.py and calc_metrics.py (MS-SSIM, the paper's diversity metric) on the snapshot.
     gen_dir = str(env / 'gen')

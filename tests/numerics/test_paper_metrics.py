@@ -362,3 +362,12 @@ def test_fid_r101_on_tiny_backbone(env, tiny_G, dataset_zip):
     assert metric_main.calc_metric('fid5k_r101', **kwargs).results.fid5k_r101 == results[0].results.fid5k_r101
 
 #----------------------------------------------------------------------------
+# Registry: the new names follow the official ones, and each result key starts with its metric's name (checked above per metric).
+
+def test_paper_metrics_are_registered_after_the_official_ones():
+    names = metric_main.list_valid_metrics()
+    new = ['fid5k', 'is5k', 'mode10k', 'miss100k', 'msssim10k', 'dc50k5_full', 'fid50k_full_r101', 'fid5k_r101']
+    assert all(metric_main.is_valid_metric(name) for name in new)
+    assert names.index('ppl_wend') < min(names.index(name) for name in new)
+
+#----------------------------------------------------------------------------

@@ -169,8 +169,11 @@ def test_scores_are_chunk_independent(toy, monkeypatch):
 #----------------------------------------------------------------------------
 # Finding the prior: explicit prior_file first, then the snapshot.
 
-def _snapshot_with(record):
-    return dict(G=None, resume_state=dict(ranks=[dict(loss=dict(priors=dict(gmm=dict(prior_file=record, resample=None))))]))
+def _snapshot_with(record, version=2):
+    priors_state = dict(priors=dict(gmm=dict(prior_file=record, resample=None)))
+    if version == 1:   # the whole loss state per rank
+        return dict(G=None, resume_state=dict(version=1, ranks=[dict(loss=priors_state)]))
+    return dict(G=None, resume_state=dict(version=2, loss=priors_state, ranks=[dict(loss=dict())]))   # shared loss state
 
 
 def test_prior_sources(toy, tmp_path):
@@ -179,8 +182,9 @@ def test_prior_sources(toy, tmp_path):
     prior_file.save_prior(record, path)
     from_path = prior_metrics.load_metric_prior(prior_file=path)
     from_snapshot = prior_metrics.load_metric_prior(snapshot=_snapshot_with(record))
+    from_v1_snapshot = prior_metrics.load_metric_prior(snapshot=_snapshot_with(record, version=1))
     from_dict = prior_metrics.load_metric_prior(prior_file=record)
-    for loaded in (from_path, from_snapshot, from_dict):
+    for loaded in (from_path, from_snapshot, from_v1_snapshot, from_dict):
         assert torch.equal(loaded.real_loglik_sorted.cpu(), prior.real_loglik_sorted.cpu())
         assert torch.equal(loaded.gmm.means_, prior.gmm.means_)
     assert prior_metrics.load_metric_prior(prior_file=prior) is prior

@@ -283,3 +283,23 @@ def test_state_dict_round_trip_and_errors():
         loss_module.Loss().accumulate_gradients('Gmain', None, None, None, None, True, 1)
 
 #----------------------------------------------------------------------------
+
+
+def test_style_mixing_latent_goes_through_the_hook_with_role_mix():
+    roles = []
+
+    class RoleLoss(loss_module.StyleGAN2Loss):
+        def transform_latents(self, z, c, step, role, batch):
+            roles.append((step, role))
+            return (z * 0 if role == 'mix' else z), c
+
+    p = _problem(18)
+    nets = dict(G_mapping=TinyMapping(p['M']), G_synthesis=TinySynthesis(p['S']), D=TinyD(p['A'], p['v']))
+    loss = RoleLoss(device=torch.device('cpu'), style_mixing_prob=1, **nets)
+    torch.manual_seed(0)
+    z = torch.randn([3, Z_DIM])
+    _img, ws = loss.run_G(z, torch.zeros([3, 0]), sync=True, step='Dgen')
+    assert roles == [('Dgen', 'main'), ('Dgen', 'mix')]
+    mixed = [i for i in range(NUM_WS) if not torch.allclose(ws[:, i], (z @ nets['G_mapping'].M).detach())]
+    assert mixed and all(torch.equal(ws[:, i], torch.zeros_like(ws[:, i])) for i in mixed)  # the mixed layers come from 0 @ M
+

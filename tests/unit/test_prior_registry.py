@@ -236,7 +236,7 @@ def test_gmm_demo_defaults_and_resample_off():
     (dict(prior=['gmm'], resample=False, prior_weight=0.0),
                                                           r'does nothing; enable one of them or use --prior=none'),
     (dict(prior=['gmm'], prior_pca='1.5'),                r'--prior-pca: pca as a variance fraction must be in \(0, 1\], got 1.5'),
-    (dict(prior=['gmm'], prior_feature='vgg'),            r'--prior-feature: unknown extractor "vgg"; valid names: inception, resnet101, tiny'),
+    (dict(prior=['gmm'], prior_feature='vgg'),            r'--prior-feature: unknown extractor "vgg"; valid names: identity, inception, resnet101, tiny'),
     (dict(prior=['gmm'], prior_components=101),           r'--prior-components=101 is more than the 100 training images'),
     (dict(prior=['gmm'], prior_file='/nonexistent/p.pt'), r"--prior-file: Prior file '/nonexistent/p.pt' does not exist; .*--out=\S*; "
                                                           r"or drop --prior-file to build a prior for this run$"),

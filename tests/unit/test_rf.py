@@ -221,3 +221,39 @@ def test_autoencoder_file_errors(tmp_path):
         ae_file.normalize_settings(code_dim=8, corruption='blur')
 
 #----------------------------------------------------------------------------
+# The toy lab: the MLP encoder mirrors the toy D, freezes the same way and
+# passes input gradients.
+
+def test_mlp_encoder_inside_toy_discriminator():
+    from training import toy_networks
+    enc = dict(class_name='priors.rf.encoder.MLPEncoder', hidden=[16, 16, 16], activation='tanh')
+    for feature_at in ('out', 'fc'):
+        D = toy_networks.ToyDiscriminator(c_dim=0, img_resolution=1, img_channels=2, hidden=[16, 16, 16], feature_at=feature_at,
+                                          feature_kwargs=dict(FEAT, encoder_kwargs=enc))
+        assert D.features.num_features == 16 and not any('features' in n for n, _ in D.named_parameters())
+        torch.manual_seed(0)
+        trained = encoder_module.MLPEncoder(1, 2, hidden=[16, 16, 16])
+        D.features.load_encoder(trained.state_dict(), source_id=4)
+        x = torch.randn(8, 2, 1, 1, requires_grad=True)
+        assert torch.allclose(D.features(x), trained(x))
+        g, = torch.autograd.grad(D.features(x).sum(), x)
+        assert g.abs().sum() > 0 and D(x, None).shape == (8, 1)
+
+#----------------------------------------------------------------------------
+# Prior/rf/w1_share against a float64 reference, for both D layouts.
+
+def test_h1_weight_share_matches_reference():
+    from priors.rf.prior import h1_weight_share
+    from training import toy_networks
+    D = _make_D('out')
+    w1 = D.b4.extra.weight.detach().double().numpy() * D.b4.extra.weight_gain
+    w2 = D.b4.out.weight.detach().double().numpy() * D.b4.out.weight_gain
+    ref = (w1 ** 2).sum() / ((w1 ** 2).sum() + (w2 ** 2).sum())
+    assert h1_weight_share(D) == pytest.approx(ref, rel=1e-12)
+    enc = dict(class_name='priors.rf.encoder.MLPEncoder', hidden=[8, 8], activation='tanh')
+    T = toy_networks.ToyDiscriminator(c_dim=0, img_resolution=1, img_channels=2, hidden=[8, 6], feature_kwargs=dict(FEAT, encoder_kwargs=enc))
+    w = T.out.weight.detach().double().numpy()  # [1, 6 own + 8 encoder]
+    assert h1_weight_share(T) == pytest.approx((w[:, 6:] ** 2).sum() / (w ** 2).sum(), rel=1e-12)
+    assert h1_weight_share(networks.Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)) is None
+
+#----------------------------------------------------------------------------

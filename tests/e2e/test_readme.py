@@ -1,0 +1,64 @@
+"""The README's commands run as written, in order, on a fresh checkout (issue 15).
+
+Every `python ...` command of the README's ```bash blocks runs, in order, from a fresh folder holding links to
+the repository's scripts, with its own dnnlib cache. Left out: the installs (`pip ...`) and the test suite
+(`python -m pytest`), i.e. the rest of the first two commands. The only change: train.py gets --kimg/--tick/--snap
+that shorten the demo from 8 kimg to 2 steps (the later commands find snapshots by their --outdir, so they do
+not depend on the run length).
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN_SHRINK = ['--kimg=0.032', '--tick=0.016', '--snap=1']
+
+#----------------------------------------------------------------------------
+
+def readme_commands(text):
+    """The commands of the README's ```bash blocks, in order, without installs and the test suite run."""
+    commands = []
+    for block in re.findall(r'```bash\n(.*?)```', text, flags=re.S):
+        for line in block.splitlines():
+            for part in line.split('&&'):
+                part = part.strip()
+                if part and not part.startswith(('#', 'pip ', 'python -m pytest')):
+                    commands.append(part)
+    return commands
+
+
+def test_readme_commands_are_all_python_calls():
+    with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        commands = readme_commands(f.read())
+    assert len(commands) >= 3
+    for command in commands:
+        assert command.startswith('python ') and not re.search(r'[*?\[]', command), command  # no glob a shell may leave unexpanded
+
+
+def test_readme_commands_run_in_order(tmp_path):
+    with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        commands = readme_commands(f.read())
+    work = tmp_path / 'clone'
+    work.mkdir()
+    for name in os.listdir(REPO_ROOT):
+        if name.endswith('.py'):
+            os.symlink(os.path.join(REPO_ROOT, name), work / name)  # scripts import the repository (sys.path[0] is resolved)
+    env = dict(os.environ, DNNLIB_CACHE_DIR=str(tmp_path / 'cache'), OMP_NUM_THREADS='2')
+    for command in commands:
+        args = shlex.split(command)
+        args[0] = sys.executable
+        if args[1] == 'train.py':
+            args += TRAIN_SHRINK
+        proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f'{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
+    assert (work / 'out' / 'grid.png').is_file()
+    assert sorted(os.listdir(work / 'runs'))[-1].endswith('-gmm')
+
+#----------------------------------------------------------------------------
