@@ -4,8 +4,8 @@ For every network snapshot of each run folder, 2,000 points from G_ema (fixed la
 assigned to the true modes of the run's toy data (metrics.toy_metrics.mode_scores: a mode is
 covered when >= 1 % of the points lie within 3 std of it). Prints one line per snapshot with the
 share of points near each mode, then a summary per run: modes covered at the end, the most
-covered at once, the modes covered at some snapshot, and how often the covered set changed
-("hops"). Train the runs first with many snapshots, e.g.
+covered at once, the modes covered at some snapshot, and how often a covered mode was lost again
+("drops"). Train the runs first with many snapshots, e.g.
 
     python train.py --outdir=runs/ring6 --cfg=toy --data=toy:ring6 --kimg=300 --tick=10 --snap=1 [--prior=mdgan ...]
     python -m benchmarks.mdgan_toy_modes runs/ring6/*
@@ -52,11 +52,13 @@ def run_trajectory(run_dir, num=2000):
         trajectory.append((nimg / 1000 if nimg is not None else float('nan'), snapshot_mode_shares(snapshot, modes, num)))
     return trajectory
 
-# Summary of a trajectory: final, most and ever covered modes, and the number of changes of the covered set.
+# Summary of a trajectory: final, most and ever covered modes, and "drops": how often a mode that one
+# snapshot covers is not covered by the next one (a run that hops between modes drops them; a run
+# that only adds modes, or holds a fixed set, drops none).
 def summarize(trajectory, min_share=0.01):
     covered = [frozenset(np.flatnonzero(shares >= min_share).tolist()) for _kimg, shares in trajectory]
-    hops = sum(a != b for a, b in zip(covered[:-1], covered[1:]))
-    return dict(final=len(covered[-1]), most=max(len(s) for s in covered), ever=len(frozenset().union(*covered)), hops=hops)
+    drops = sum(len(a - b) for a, b in zip(covered[:-1], covered[1:]))
+    return dict(final=len(covered[-1]), most=max(len(s) for s in covered), ever=len(frozenset().union(*covered)), drops=drops)
 
 #----------------------------------------------------------------------------
 
@@ -72,11 +74,11 @@ def main(run_dirs, num):
         print(os.path.basename(os.path.normpath(run_dir)))
         for kimg, shares in trajectory:
             print(f'  kimg {kimg:7.1f}  ' + ' '.join(f'{100 * s:5.1f}' for s in shares) + '  (% within 3 std of each mode)')
-        rows.append((os.path.basename(os.path.normpath(run_dir)), summarize(trajectory)))
+        rows.append((os.path.join(*os.path.normpath(run_dir).split(os.sep)[-2:]), summarize(trajectory)))
     print()
-    print(f'{"run":50s} final  most  ever  hops')
+    print(f'{"run":60s} final  most  ever  drops')
     for name, s in rows:
-        print(f'{name:50s} {s["final"]:5d} {s["most"]:5d} {s["ever"]:5d} {s["hops"]:5d}')
+        print(f'{name:60s} {s["final"]:5d} {s["most"]:5d} {s["ever"]:5d} {s["drops"]:6d}')
 
 if __name__ == '__main__':
     sys.exit(main())  # pylint: disable=no-value-for-parameter

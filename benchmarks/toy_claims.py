@@ -51,6 +51,11 @@ ROWS = {
     'baseline': [],
     'gmm':      ['--prior=gmm', '--prior-components={num_modes}'],  # PriorGAN, GMM on the points (identity features), M = true K
     'rf':       ['--prior=rf'],                                     # RFGAN, frozen denoising-AE encoder (MLP like D) joined at D's output layer
+    'mdgan-reg': ['--prior=mdgan', '--mdgan-mode=reg'],             # Reg-GAN, Eq. 1-2 (toy: lambda1 = lambda2 = 0.005, App. C)
+    'mdgan-md': ['--prior=mdgan', '--mdgan-mode=md'],               # MDGAN, manifold + diffusion steps (App. A)
+    'posterior': ['--prior=posterior'],                             # P2GAN, §5.2 CelebA defaults: d=20, P_a=N(-5,1), P_b=N(5,3), 2 epochs pretraining
+    'masked':   ['--prior=masked'],                                 # Goerttler & Kloft Def. 3, r = 0.5, n = 2m; scored through the selection (r sweep, on/off: benchmarks.toy_masked_sweep)
+    'weighted': ['--prior=masked', '--masked-mode=weighted'],       # Goerttler & Kloft Def. 4, weights = s / sum s; scored through the selection
 }
 
 #----------------------------------------------------------------------------
@@ -186,7 +191,8 @@ def _write_markdown(path, table, pictures, seeds, kimg, total_sec):
              f'; {"the --cfg=toy length" if kimg is None else f"{kimg:g} kimg"}; metrics on 2,000 generated vs 2,000 fresh',
              'data points (metric seed 0). "rare share": generated share within 3 std of the rarest mode / its true weight',
              '(imbalanced sets only). Wall time: the whole train.py process, one thread, on the machine that wrote this file',
-             f'(total {total_sec / 60:.0f} min).', '', table, '']
+             f'(total {total_sec / 60:.0f} min). What the numbers say, and the other settings tried: docs/toy-lab.md, "Findings".',
+             '', table, '']
     for (set_name, row), picture in pictures.items():
         lines += [f'### {set_name}, {row} (seed {seeds[0]}, last snapshot)', '', f'![{set_name} {row}]({rel(picture)})', '']
     with open(path, 'w', encoding='utf-8') as f:

@@ -32,7 +32,7 @@ OPTIONS = [
                help='gmm: prior file from build_prior.py  [default: build it once in the dnnlib cache]'),
     cli.option('--prior-feature', metavar='NAME',
                help=f'gmm: feature extractor F of Eq. 3: {", ".join(features.list_extractors())}, or a path/URL '
-                    f'(paper: resnet101)  [default: the prior file\'s; else inception; demo: tiny]'),
+                    f'(a pickled module runs code from the file: only files you trust) (paper: resnet101)  [default: the prior file\'s; else inception; demo: tiny]'),
     cli.option('--prior-components', type=click.IntRange(min=1), metavar='INT',
                help='gmm: Gaussian components M of Eq. 3 when building the prior (paper: 35/70/7/7, see --prior-preset)  '
                     '[default: 7, or the preset\'s]'),

@@ -161,9 +161,11 @@ class MaskedPrior(base.Prior):
 #----------------------------------------------------------------------------
 # Sampling time: each requested latent z_i is replaced by a draw from the
 # finite masked or weighted prior over `pool` candidates: z_i itself and
-# pool - 1 latents from a stream seeded by z_i's bytes. So the output for a
-# seed does not depend on the batch it is generated in (generate.py, metrics
-# and grids agree), and with a large pool the draw approaches Def. 1 / Def. 2.
+# pool - 1 latents from a stream seeded by z_i's bytes; the scoring pass's own
+# randomness (G's noise inputs) is seeded from z_i too, inside a forked RNG. So
+# the output for a seed does not depend on the batch it is generated in
+# (generate.py, metrics and grids agree), the caller's RNG streams are left as
+# they were, and with a large pool the draw approaches Def. 1 / Def. 2.
 
 class MaskedSampleTransform:
     def __init__(self, mode='masked', rate=0.5, pool=64, chunk=16):
@@ -171,18 +173,25 @@ class MaskedSampleTransform:
             raise ValueError(f'MaskedSampleTransform: mode must be one of {", ".join(MODES)}, got {mode!r}')
         self.mode, self.rate, self.pool, self.chunk = mode, float(rate), int(pool), int(chunk)
 
+    # The candidates' stream and the seed of the scoring pass's own randomness (G's noise inputs, a side module's
+    # codes), both from z_row's bytes.
     def _generator(self, z_row):
         digest = hashlib.sha256(z_row.detach().to(torch.float32).cpu().numpy().tobytes()).digest()
-        return torch.Generator().manual_seed(int.from_bytes(digest[:8], 'little') % (2**63))
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], 'little') % (2**63)), int.from_bytes(digest[8:16], 'little') % (2**63)
 
     def __call__(self, z, c, *, G, D):
         out = []
         for i in range(z.shape[0]):
-            gen = self._generator(z[i])
+            gen, noise_seed = self._generator(z[i])
             candidates = torch.cat([z[i:i + 1], torch.randn([self.pool - 1, z.shape[1]], generator=gen).to(z.device, z.dtype)])
             cs = c[i:i + 1].expand(self.pool, -1)
             score_fn = lambda img, cc: D(img, cc)[:, :1]  # D's first output: the logit (or a head's first output)
-            scores = score_latents(G.mapping, G.synthesis, score_fn, candidates, cs, max(1, min(self.chunk, self.pool)))
+            # Any randomness of the scoring pass comes from a stream of this latent's own, and the caller's global
+            # streams (CPU and CUDA) are left where they were.
+            devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(noise_seed)
+                scores = score_latents(G.mapping, G.synthesis, score_fn, candidates, cs, max(1, min(self.chunk, self.pool)))
             pmf = selection_pmf(scores.cpu(), self.mode, self.rate)
             out.append(candidates[draw_indices(pmf, 1, gen).to(z.device)])
         return torch.cat(out), c

@@ -117,6 +117,7 @@ def test_diverged_run_stops_and_keeps_the_last_good_snapshot(tiny_data, tmp_path
     with open(os.path.join(run_dir, 'stats.jsonl')) as f:
         lines = [json.loads(line, parse_constant=lambda name: pytest.fail(f'bare {name} in stats.jsonl')) for line in f]
     assert len(lines) == 3
+    assert any(isinstance(v, dict) and v.get('mean') == 'NaN' for v in lines[-1].values())  # the diverged losses
 
 
 

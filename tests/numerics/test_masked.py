@@ -114,3 +114,24 @@ def test_sample_transform_does_not_depend_on_the_batch():
     assert float(torch.sigmoid(together[:, 0]).min()) > 0.5
 
 #----------------------------------------------------------------------------
+
+# A synthesis with per-call random noise (like StyleGAN's noise_mode='random', or a side module that draws codes):
+# the selection must still not depend on the batch, and must leave the caller's global RNG stream where it was.
+class _NoisySynthesis(torch.nn.Module):
+    def forward(self, ws):
+        return (ws[:, 0] + 0.5 * torch.randn_like(ws[:, 0])).reshape(ws.shape[0], -1, 1, 1)
+
+def test_sample_transform_with_noisy_G_is_batch_independent_and_keeps_the_global_stream():
+    G = dnnlib.EasyDict(mapping=_Mapping(), synthesis=_NoisySynthesis())
+    D = lambda img, c: img[:, :1, 0, 0]
+    t = masked.MaskedSampleTransform(mode='weighted', pool=16)
+    z = torch.randn([4, 3], generator=torch.Generator().manual_seed(5))
+    c = torch.zeros([4, 0])
+    torch.manual_seed(123)
+    together = t(z, c, G=G, D=D)[0]
+    after = torch.rand([3])
+    torch.manual_seed(7)
+    alone = torch.cat([t(z[i:i + 1], c[i:i + 1], G=G, D=D)[0] for i in range(4)])
+    assert torch.equal(together, alone)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand([3]), after)  # the transform drew nothing from the global stream

@@ -4,11 +4,13 @@ import json
 import pickle
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 from training import toy_data
 from training import toy_networks
+from training import toy_pictures
 
 #----------------------------------------------------------------------------
 # Data.
@@ -195,3 +197,23 @@ def test_shape_errors_name_the_fix():
         toy_networks.ToyGenerator(z_dim=2, c_dim=0, w_dim=8, img_resolution=1, img_channels=2)
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Pictures.
+
+def test_picture_geometry_and_figure(tmp_path):
+    ds = toy_data.ToyDataset('toy:ring6,n=300')
+    box = toy_pictures.view_box(ds.points(), ds.toy_modes)
+    lo, hi = box
+    assert np.allclose(hi - lo, (hi - lo)[0]) and np.all(lo < -5.3) and np.all(hi > 5.3)     # square, modes and 3 std inside
+    corners = toy_pictures.to_pixels(np.array([[lo[0], lo[1]], [hi[0], hi[1]]]), box, size=101)
+    np.testing.assert_allclose(corners, [[0, 100], [100, 0]])                                # y points up
+    # A D that likes x > 0: the heat map is red on the right, and the figure has three panels.
+    path = toy_pictures.save_figure(str(tmp_path / 'f.png'), ds.points(), ds.fresh_points(300, 0), ds.toy_modes,
+                                    score_fn=lambda x: x[:, :1, 0, 0] * 3)
+    with PIL.Image.open(path) as image:
+        assert image.size[0] > 3 * toy_pictures.PANEL
+        x0 = toy_pictures.GAP + toy_pictures.PANEL + toy_pictures.GAP
+        y = image.size[1] - toy_pictures.GAP - 8
+        left, right = image.getpixel((x0 + 4, y)), image.getpixel((x0 + toy_pictures.PANEL - 4, y))
+        assert left[2] > left[0] and right[0] > right[2]                                   # blue low, red high
