@@ -308,7 +308,9 @@ def test_generated_features_do_not_depend_on_batch_size(env, tiny_G):
                                                          batch_size=8, batch_gen=2, max_items=20, capture_all=True)
     b = metric_utils.compute_feature_stats_for_generator(opts, metric_utils.INCEPTION_URL, dict(return_features=True),
                                                          batch_size=16, batch_gen=16, max_items=20, capture_all=True)
-    np.testing.assert_allclose(a.get_all(), b.get_all(), rtol=1e-5, atol=1e-6)
+    # Up to float rounding: another batch size may round a pixel to the neighbouring uint8 value (features move
+    # by ~1e-4); a latent or noise drawn per batch instead of per sample moves them by O(1).
+    np.testing.assert_allclose(a.get_all(), b.get_all(), rtol=1e-3, atol=1e-3)
 
 
 def test_conditional_generator_draws_dataset_labels(env, dataset_zip, tiny_G_kwargs):
