@@ -6,7 +6,7 @@ the repository's scripts, with its own dnnlib cache. Left out: the installs (`pi
 shortens the demo from 8 kimg to one step (the later commands find snapshots by their --outdir, so they do not
 depend on the run length). calc_metrics.py parses the README's own arguments, but runs with qs10k/dds10k
 counting 256 generated images instead of 10000 (priors.gmm.metrics.NUM_GEN_10K set before the script starts):
-10k images take minutes on a CPU. A benchmark module (`python -m benchmarks.NAME`) runs its smallest setting
+10k images take minutes on a CPU. A benchmark or experiment module (`python -m benchmarks.NAME`, `python -m experiments.NAME`) runs its smallest setting
 (one set, one row, one seed, short runs) and writes no table.
 """
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_SHRINK = ['--kimg=0.016']  # one step of the demo's batch of 16
-BENCH_SHRINK = {'benchmarks.toy_claims': ['--sets=ring8', '--rows=baseline', '--seeds=0', '--kimg=0.1', '--out=none']}
+BENCH_SHRINK = {'experiments.toy_claims': ['--sets=ring8', '--rows=baseline', '--seeds=0', '--kimg=0.1', '--out=none']}
 METRICS_SHRINK = ('import runpy, sys; import priors.gmm.metrics as m; m.NUM_GEN_10K = 256; '
                   'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
 
@@ -54,7 +54,7 @@ def test_readme_commands_run_in_order(tmp_path):
     work = tmp_path / 'clone'
     work.mkdir()
     for name in os.listdir(REPO_ROOT):
-        if name.endswith('.py') or name == 'benchmarks':
+        if name.endswith('.py') or name in ('benchmarks', 'experiments'):
             os.symlink(os.path.join(REPO_ROOT, name), work / name)  # scripts import the repository (sys.path[0] is resolved)
     env = dict(os.environ, DNNLIB_CACHE_DIR=str(tmp_path / 'cache'), OMP_NUM_THREADS='2')
     for command in commands:

@@ -1,6 +1,6 @@
-"""benchmarks.toy_masked_sweep: its rows (train.py options and the sample-time spec of the "on" score) and its table."""
+"""experiments.toy_masked_sweep: its rows (train.py options and the sample-time spec of the "on" score) and its table."""
 
-from benchmarks import toy_masked_sweep as sweep
+from experiments import toy_masked_sweep as sweep
 
 def test_rows_train_the_prior_and_score_through_the_same_selection():
     rows = sweep.make_rows([0.1, 1.0], presample=4, pool=32)

@@ -8,7 +8,7 @@ sum_k |f_true_k - f_gen_k| (the same formula as DDS, on true modes), the number
 of modes a generator misses (below a quarter of their true frequency) and the
 share of images that look like no mode.
 
-    python benchmarks/mode_coverage.py --network=runs/A/network-snapshot-000008.pkl --network=runs/B/network-snapshot-000008.pkl
+    python experiments/mode_coverage.py --network=runs/A/network-snapshot-000008.pkl --network=runs/B/network-snapshot-000008.pkl
 """
 
 import os

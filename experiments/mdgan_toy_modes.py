@@ -8,7 +8,7 @@ covered at once, the modes covered at some snapshot, and how often a covered mod
 ("drops"). Train the runs first with many snapshots, e.g.
 
     python train.py --outdir=runs/ring6 --cfg=toy --data=toy:ring6 --kimg=300 --tick=10 --snap=1 [--prior=mdgan ...]
-    python -m benchmarks.mdgan_toy_modes runs/ring6/*
+    python -m experiments.mdgan_toy_modes runs/ring6/*
 """
 
 import glob

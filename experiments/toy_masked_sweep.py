@@ -1,12 +1,12 @@
 """The masked / weighted latent prior on the toy ring (Goerttler & Kloft, Fig. 2 and Fig. 4): baseline, masked with a sweep of
 the rate r, and weighted, each scored with the selection on and off at generation.
 
-    python -m benchmarks.toy_masked_sweep                                   # full: 8 rows x 3 seeds, --cfg=toy length
-    python -m benchmarks.toy_masked_sweep --rates=0.5 --seeds=0 --kimg=50   # a quick look
-    python -m benchmarks.toy_masked_sweep --jobs=2 --results=/tmp/sweep.jsonl   # two runs at a time; resumable
+    python -m experiments.toy_masked_sweep                                   # full: 8 rows x 3 seeds, --cfg=toy length
+    python -m experiments.toy_masked_sweep --rates=0.5 --seeds=0 --kimg=50   # a quick look
+    python -m experiments.toy_masked_sweep --jobs=2 --results=/tmp/sweep.jsonl   # two runs at a time; resumable
 
 Rows: `baseline` (no prior), `masked r=R` for every rate of --rates (Def. 3), `weighted` (Def. 4 with Eq. 7).
-Every run is one `train.py --cfg=toy --data=<--data>` process (benchmarks.toy_claims.train_one, one thread).
+Every run is one `train.py --cfg=toy --data=<--data>` process (experiments.toy_claims.train_one, one thread).
 Training uses the prior at Gmain and Dgen; its snapshots are written without the sample-time transform
 (`--masked-sampling=false`, so the run's own pictures cost no extra D passes), and the scorer adds the
 transform itself. Each last snapshot is then scored twice by the toy metrics (2,000 generated vs 2,000 fresh
@@ -36,7 +36,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import legacy  # pylint: disable=wrong-import-position
-from benchmarks import toy_claims  # pylint: disable=wrong-import-position
+from experiments import toy_claims  # pylint: disable=wrong-import-position
 from metrics import metric_utils, toy_metrics  # pylint: disable=wrong-import-position
 from training import sampling  # pylint: disable=wrong-import-position
 
@@ -149,7 +149,7 @@ def main(data, rates, only, seeds, kimg, presample, pool, jobs, results, out, on
     def child(task):
         row, seed = task
         workdir = os.path.join(workroot, row.replace(' ', '_') + f'-seed{seed}')
-        cmd = [sys.executable, '-m', 'benchmarks.toy_masked_sweep', f'--data={data}', f'--rates={rates}', f'--pool={pool}',
+        cmd = [sys.executable, '-m', 'experiments.toy_masked_sweep', f'--data={data}', f'--rates={rates}', f'--pool={pool}',
                f'--one={row}|{seed}|{workdir}']
         cmd += [f'--kimg={kimg:g}'] if kimg is not None else []
         cmd += [f'--presample={presample:g}'] if presample is not None else []
@@ -175,7 +175,7 @@ def main(data, rates, only, seeds, kimg, presample, pool, jobs, results, out, on
 def _write_markdown(path, table, settings, results):
     kimg = settings['kimg']
     lines = ['# Toy lab: the masked / weighted latent prior (Goerttler & Kloft)', '',
-             'Written by `python -m benchmarks.toy_masked_sweep` (do not edit by hand; docs/masked.md explains the prior and',
+             'Written by `python -m experiments.toy_masked_sweep` (do not edit by hand; docs/masked.md explains the prior and',
              'these settings). Data ' + f'`{settings["data"]}`' + ', `train.py --cfg=toy` (logistic loss, Adam 5e-4, batch 128, '
              + ('the --cfg=toy length' if kimg is None else f'{kimg:g} kimg') + '), pre-sample n / m = '
              + f'{settings["presample"] or 2:g}, sample-time pool {settings["pool"]}. Scores: 2,000 generated vs 2,000 fresh data points',
@@ -184,7 +184,7 @@ def _write_markdown(path, table, settings, results):
              'process on a shared machine whose load varied from 1 to 10, so it does not compare rows. "paper EMD": Fig. 2',
              '(WGAN, 5 critic steps, batch 500, n = 1000, U(-1, 1)^2 latents, data in (-1, 1)^2): not the same setting or',
              f'scale. Raw runs: `{os.path.relpath(results, os.path.dirname(path))}`. Table written by:', '',
-             '    python -m benchmarks.toy_masked_sweep ' + ' '.join(shlex.quote(arg) for arg in sys.argv[1:]), '', table, '']
+             '    python -m experiments.toy_masked_sweep ' + ' '.join(shlex.quote(arg) for arg in sys.argv[1:]), '', table, '']
     with open(path, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines))
 

@@ -1,8 +1,8 @@
 """The toy lab's claims table: baseline and every registered prior row, trained on each toy set over several seeds with train.py --cfg=toy, scored by the toy metrics (metrics/toy_metrics.py).
 
-    python -m benchmarks.toy_claims                         # everything: 4 sets x rows x 3 seeds
-    python -m benchmarks.toy_claims --sets=ring8_rare --rows=baseline,gmm --seeds=0-2
-    python -m benchmarks.toy_claims --kimg=50 --out=none     # a quick look, nothing written
+    python -m experiments.toy_claims                         # everything: 4 sets x rows x 3 seeds
+    python -m experiments.toy_claims --sets=ring8_rare --rows=baseline,gmm --seeds=0-2
+    python -m experiments.toy_claims --kimg=50 --out=none     # a quick look, nothing written
 
 Each run is one `train.py` process (one thread), so a row measures exactly
 what a user gets from the command line. After training, the last snapshot's
@@ -54,7 +54,7 @@ ROWS = {
     'mdgan-reg': ['--prior=mdgan', '--mdgan-mode=reg'],             # Reg-GAN, Eq. 1-2 (toy: lambda1 = lambda2 = 0.005, App. C)
     'mdgan-md': ['--prior=mdgan', '--mdgan-mode=md'],               # MDGAN, manifold + diffusion steps (App. A)
     'posterior': ['--prior=posterior'],                             # P2GAN, §5.2 CelebA defaults: d=20, P_a=N(-5,1), P_b=N(5,3), 2 epochs pretraining
-    'masked':   ['--prior=masked'],                                 # Goerttler & Kloft Def. 3, r = 0.5, n = 2m; scored through the selection (r sweep, on/off: benchmarks.toy_masked_sweep)
+    'masked':   ['--prior=masked'],                                 # Goerttler & Kloft Def. 3, r = 0.5, n = 2m; scored through the selection (r sweep, on/off: experiments.toy_masked_sweep)
     'weighted': ['--prior=masked', '--masked-mode=weighted'],       # Goerttler & Kloft Def. 4, weights = s / sum s; scored through the selection
 }
 
@@ -186,7 +186,7 @@ def main(sets, rows, seeds, kimg, out, keep, add_rows=()):
 def _write_markdown(path, table, pictures, seeds, kimg, total_sec):
     rel = lambda p: os.path.relpath(p, os.path.dirname(path)).replace(os.sep, '/')
     lines = ['# Toy lab results', '',
-             'Written by `python -m benchmarks.toy_claims` (do not edit by hand; see docs/toy-lab.md for the settings and the',
+             'Written by `python -m experiments.toy_claims` (do not edit by hand; see docs/toy-lab.md for the settings and the',
              'metric definitions). Each cell: mean ± std over training seeds ' + ', '.join(map(str, seeds)) +
              f'; {"the --cfg=toy length" if kimg is None else f"{kimg:g} kimg"}; metrics on 2,000 generated vs 2,000 fresh',
              'data points (metric seed 0). "rare share": generated share within 3 std of the rarest mode / its true weight',
