@@ -185,6 +185,7 @@ def setup_training_loop_kwargs(opts):
     _performance_kwargs(c, opts, run)
     _loop_extra_kwargs(c, opts, run)
     _toy_kwargs(c, opts, run)
+    _paper_kwargs(c, opts, run)
     # Priors (PriorGAN and others): loss, sampler, G and D config, after the dataset and seed are final.
     priors.cli.configure(c, opts)
     if resume_check is not None:
@@ -429,6 +430,17 @@ def _toy_kwargs(c, opts, run):
     for key in ('augment_kwargs', 'augment_p', 'ada_target'):
         c.pop(key, None)
 
+# The papers' training knobs (docs/toy-lab.md "The papers' knobs"), for every --cfg, over what the builders above
+# wrote and before the priors read it: steps per iteration and their order. Each key is written only when its option
+# is given, so runs without them keep their training_options.json.
+def _paper_kwargs(c, opts, run):
+    if opts.g_steps is not None:
+        c.G_steps = opts.g_steps
+    if opts.d_steps is not None:
+        c.D_steps = opts.d_steps
+    if opts.step_order is not None:
+        c.step_order = opts.step_order
+
 # The run folder's name after its number (official pattern): the dataset, then each option the user gave that
 # changes the run, in a fixed order. Values are read from the final config where it holds them.
 def run_description(c, opts, run, dataset_name):
@@ -595,6 +607,14 @@ def _launched_by_torchrun():
 @click.option('--dlr',          help='D learning rate  [default: from --cfg]', type=cli.FiniteFloat(min=0, min_open=True))
 @click.option('--mbstd-group',  help='Minibatch std group size  [default: from --cfg]', type=click.IntRange(min=1))
 @click.option('--tick',         help='Progress interval in thousands of images  [default: 4; demo: 1]', type=cli.FiniteFloat(min=0, min_open=True))
+
+# The papers' training knobs (docs/toy-lab.md), for every --cfg.
+@click.option('--d-steps',      help='D steps per iteration, each on its own real batch and latents; kimg counts the reals D trains on '
+                                     '[masked paper §4: 5 critic steps per G step]  [default: 1]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--g-steps',      help='G steps per iteration, each on its own real batch and latents [RFGAN §4.2: G updated twice per D '
+                                     'update]  [default: 1]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--step-order',   help='Which network steps first in an iteration [P²GAN, MDGAN: d-first (spec §1.3, §3.3)]  [default: g-first]',
+              type=click.Choice(['g-first', 'd-first']))
 
 # Discriminator augmentation.
 @click.option('--aug',          help='Augmentation mode  [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))

@@ -16,6 +16,7 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import training_stats
+from torch_utils.image_grid import save_image_grid  # noqa: F401  (official name: training_loop.save_image_grid)
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 from training import resume as resume_module
@@ -67,26 +68,6 @@ def setup_snapshot_image_grid(training_set, random_seed=0):
 
     images, labels = zip(*[training_set[i] for i in picks])
     return (gw, gh), np.stack(images), np.stack(labels)
-
-#----------------------------------------------------------------------------
-# Save a batch of images [N, C, H, W] as one PNG grid of gh rows by gw
-# columns. drange is the value range of the input ([0, 255] for uint8 reals,
-# [-1, 1] for generator output). Written atomically.
-
-def save_image_grid(img, fname, drange, grid_size):
-    lo, hi = drange
-    img = torch.as_tensor(np.asarray(img, dtype=np.float32))
-    pixels = misc.images_to_uint8((img - lo) * (2 / (hi - lo)) - 1).cpu().numpy()  # [N, H, W, C]
-    gw, gh = grid_size
-    _N, H, W, C = pixels.shape
-    pixels = pixels.reshape(gh, gw, H, W, C).transpose(0, 2, 1, 3, 4).reshape(gh * H, gw * W, C)
-    if C == 2:  # two channels (the toy lab's 2-D points) show as red and green
-        pixels, C = np.concatenate([pixels, np.zeros_like(pixels[:, :, :1])], axis=2), 3
-    if C not in (1, 3):
-        raise ValueError(f'save_image_grid: images must have 1, 2 or 3 channels, got {C}')
-    image = PIL.Image.fromarray(pixels[:, :, 0], 'L') if C == 1 else PIL.Image.fromarray(pixels, 'RGB')
-    with dnnlib.util.atomic_write(fname, 'wb') as f:
-        image.save(f, format='png')
 
 #----------------------------------------------------------------------------
 # Grid of G_ema images (constant noise) for the fixed grid latents and labels.
@@ -277,7 +258,8 @@ def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interv
         else:
             ratio = reg_interval / (reg_interval + 1)
             opt_kwargs.lr = opt_kwargs.lr * ratio
-            opt_kwargs.betas = [beta ** ratio for beta in opt_kwargs.betas]
+            if 'betas' in opt_kwargs:  # Adam; RMSprop and SGD have none
+                opt_kwargs.betas = [beta ** ratio for beta in opt_kwargs.betas]
             schedule = [('main', 1), ('reg', reg_interval)]
         opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
         for suffix, interval in schedule:
@@ -394,6 +376,56 @@ def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
         _reduce_gradients(phase.module, num_gpus)
         phase.opt.step()
     phase.timer.stop()
+
+#----------------------------------------------------------------------------
+# The steps of one iteration as groups of phases; each group shares one real
+# batch and one latent draw (one per phase). With one G and one D step: a single
+# group of all phases, G then D (d-first: D then G), then the loss's extra phases,
+# i.e. one real batch per iteration as in the official loop. With more steps: one
+# group per step, each with its own real batch and latents, in step order; the
+# extra phases join the last group.
+
+def _step_groups(phases, num_builtin, G_steps, D_steps, step_order):
+    if step_order not in ('g-first', 'd-first'):
+        raise ValueError(f'step_order must be "g-first" or "d-first", got {step_order!r}')
+    for name, value in dict(G_steps=G_steps, D_steps=D_steps).items():
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
+    builtin, extra = phases[:num_builtin], phases[num_builtin:]
+    by_net = dict(G=[p for p in builtin if p.opt_key == 'G'], D=[p for p in builtin if p.opt_key == 'D'])
+    order = ('G', 'D') if step_order == 'g-first' else ('D', 'G')
+    if G_steps == 1 and D_steps == 1:
+        return [by_net[order[0]] + by_net[order[1]] + extra]
+    steps = dict(G=G_steps, D=D_steps)
+    groups = [list(by_net[net]) for net in order for _ in range(steps[net])]
+    groups[-1] = groups[-1] + extra
+    return groups
+
+# Learning-rate factor at cur_nimg (a pure function of it, so an exact resume continues the schedule):
+#   linear  1 - cur_nimg / total_nimg (to 0 at the end of the run)
+#   step    rate ** floor(epochs seen / epochs), one epoch = dataset_size real images (P²GAN §4.1: 0.9 every 50 epochs)
+def lr_decay_factor(lr_decay_kwargs, cur_nimg, total_nimg, dataset_size):
+    if not lr_decay_kwargs:
+        return 1.0
+    kind = lr_decay_kwargs.get('kind')
+    if kind == 'linear':
+        return max(0.0, 1.0 - cur_nimg / max(total_nimg, 1))
+    if kind == 'step':
+        period = float(lr_decay_kwargs['epochs']) * dataset_size
+        return float(lr_decay_kwargs['rate']) ** int(cur_nimg // period)
+    raise ValueError(f'lr_decay_kwargs.kind must be "linear" or "step", got {kind!r}')
+
+# Set the lr of G's and D's optimizers (shared with their regularisation and extra phases) to base x factor.
+def _apply_lr_factor(base_lrs, factor):
+    for opt, lrs in base_lrs:
+        for group, lr in zip(opt.param_groups, lrs):
+            group['lr'] = lr * factor
+
+# WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1): every D parameter into [-c, c].
+def _clip_parameters(module, c):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.clamp_(-c, c)
 
 #----------------------------------------------------------------------------
 # This rank's reals for one iteration (split into batch_gpu rounds) and the
@@ -640,6 +672,13 @@ def training_loop(*,
     allow_tf32              = False,    # TF32 in matmuls and convolutions.
     abort_fn                = None,     # Returns True to stop early; None = never.
     progress_fn             = None,     # Called as progress_fn(cur_kimg, total_kimg) every tick.
+    # The papers' schedule knobs (train.py --d-steps, --g-steps, --step-order, --steps, --clip, --lr-decay; docs/toy-lab.md).
+    G_steps                 = 1,        # G steps per iteration, each with its own real batch and latents.
+    D_steps                 = 1,        # D steps per iteration, each with its own real batch and latents.
+    step_order              = 'g-first', # 'g-first': the G steps, then the D steps; 'd-first': the D steps first.
+    total_steps             = None,     # Stop after this many G steps instead of total_kimg; None = total_kimg.
+    D_clip                  = None,     # Clip every D parameter to [-D_clip, D_clip] after each D step (WGAN); None = never.
+    lr_decay_kwargs         = None,     # dict(kind='linear') or dict(kind='step', rate, epochs); None = constant lr.
 ):
     # Initialise the process: device, seeds, numerics switches.
     run_options = _run_options(dict(locals()))
@@ -674,6 +713,7 @@ def training_loop(*,
                                random_seed=random_seed, rank=rank, num_gpus=num_gpus, run_dir=(run_dir if rank == 0 else None),
                                batch_size=batch_size, batch_gpu=batch_gpu, device=device))
     phases = _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval, device)
+    num_builtin = len(phases)
     extra_phases, extra_modules = _setup_extra_phases(loss.extra_phases(), phases, G, D, device)
     phases += extra_phases
     resume.copy_weights(modules, extra_modules)
@@ -699,27 +739,38 @@ def training_loop(*,
         print(f'Training for {total_kimg} kimg...')
         print()
 
+    # The steps of an iteration (G_steps, D_steps, step_order), the run length, the lr schedule.
+    groups = _step_groups(phases, num_builtin, G_steps, D_steps, step_order)
+    nimg_per_iter = batch_size * D_steps  # kimg counts the real images D is trained on
+    total_nimg = total_kimg * 1000 if total_steps is None else -(-total_steps // G_steps) * nimg_per_iter
+    base_lrs = list({id(p.opt): (p.opt, [g['lr'] for g in p.opt.param_groups]) for p in phases if p.opt_key in ('G', 'D')}.values())
+
     while True:
-        # Fetch data; run the phases that are due.
+        # Fetch data; run the phases that are due, one group (and real batch) after the other.
         feedback = loss.on_progress(state.cur_nimg)
         if feedback is not None and 'sampler_weights' in feedback:
             sampler.set_weights(feedback['sampler_weights'])  # e.g. a prior's resampling (PriorGAN Eq. 8)
-        real_img, real_c, all_gen_z, all_gen_c = _fetch_batch(data_iter, training_set, len(phases), batch_size, batch_gpu, G.z_dim, device)
-        state.consumed += batch_size // num_gpus
-        for phase, gen_z, gen_c in zip(phases, all_gen_z, all_gen_c):
-            if state.batch_idx % phase.interval == 0:
-                _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus)
+        if lr_decay_kwargs:
+            _apply_lr_factor(base_lrs, lr_decay_factor(lr_decay_kwargs, state.cur_nimg, total_nimg, len(training_set)))
+        for group in groups:
+            real_img, real_c, all_gen_z, all_gen_c = _fetch_batch(data_iter, training_set, len(group), batch_size, batch_gpu, G.z_dim, device)
+            state.consumed += batch_size // num_gpus
+            for phase, gen_z, gen_c in zip(group, all_gen_z, all_gen_c):
+                if state.batch_idx % phase.interval == 0:
+                    _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus)
+                    if D_clip is not None and phase.opt_key == 'D':
+                        _clip_parameters(D, D_clip)
 
         # Update G_ema and the counters; adapt the augmentation probability.
         with torch.autograd.profiler.record_function('Gema'):
             _update_ema(G, G_ema, ema_beta(batch_size, ema_kimg, ema_rampup, state.cur_nimg))
-        state.cur_nimg += batch_size
+        state.cur_nimg += nimg_per_iter
         state.batch_idx += 1
         if ada is not None and ada.is_due(state.batch_idx):
             ada.adjust(augment_pipe)
 
         # Continue unless the tick is over.
-        done = state.cur_nimg >= total_kimg * 1000
+        done = state.cur_nimg >= total_kimg * 1000 if total_steps is None else state.batch_idx * G_steps >= total_steps
         if not done and state.cur_tick != 0 and state.cur_nimg < state.tick_start_nimg + kimg_per_tick * 1000:
             continue
 

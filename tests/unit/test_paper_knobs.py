@@ -1,0 +1,84 @@
+"""The papers' training knobs of train.py (issue 18 item 1): each one reaches the training loop and changes what it does.
+
+Every test runs the toy config for a few iterations in this process, with the loop's phase runner
+wrapped to record what ran; each fails when its knob is ignored.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import dnnlib
+import train
+from training import training_loop as loop_module
+
+DATA = 'toy:ring8,n=256'
+
+#----------------------------------------------------------------------------
+# train.py's options -> training_loop kwargs, exactly as the command line builds them (no run folder).
+
+def _config(tmp_path, *args):
+    ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=toy', f'--data={DATA}', '--batch=16', *args])
+    c, _desc = train.setup_training_loop_kwargs(ctx.params)
+    return c
+
+# Run the loop with c for `kimg`; returns (result, calls), calls = [(phase name, first real point, first latent)].
+def _run(tmp_path, c, kimg=None, monkeypatch=None):
+    c = dnnlib.EasyDict(c)
+    if kimg is not None:
+        c.total_kimg = kimg
+    c.image_snapshot_ticks = c.network_snapshot_ticks = None
+    c.kimg_per_tick = 1000
+    calls = []
+    original = loop_module._run_phase
+    def recording(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
+        calls.append((phase.name, real_img[0][0].flatten().tolist(), gen_z[0][0].tolist()))
+        return original(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus)
+    monkeypatch.setattr(loop_module, '_run_phase', recording)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = loop_module.training_loop(run_dir=str(tmp_path), **c)
+    finally:
+        torch.set_num_threads(previous)
+        monkeypatch.setattr(loop_module, '_run_phase', original)
+    return result, calls
+
+def _params(module):
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+#----------------------------------------------------------------------------
+# 1. --d-steps / --g-steps
+
+def test_d_and_g_steps_run_that_many_steps_each_on_its_own_batch(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--d-steps=3', '--g-steps=2')
+    assert (c.D_steps, c.G_steps) == (3, 2)
+    result, calls = _run(tmp_path, c, kimg=0.096, monkeypatch=monkeypatch)   # 96 = 2 iterations x 3 D batches x 16
+    names = [name for name, _, _ in calls]
+    assert names == ['Gboth', 'Gboth', 'Dboth', 'Dboth', 'Dboth'] * 2
+    reals = [tuple(r) for _, r, _ in calls[:5]]
+    latents = [tuple(z) for _, _, z in calls[:5]]
+    assert len(set(reals)) == 5 and len(set(latents)) == 5       # every step draws its own reals and latents
+    assert result.cur_nimg == 96                                  # kimg counts the reals D trains on
+
+def test_default_steps_keep_one_batch_per_iteration(tmp_path, monkeypatch):
+    c = _config(tmp_path)
+    assert 'D_steps' not in c and 'G_steps' not in c and 'step_order' not in c   # training_options.json unchanged
+    _result, calls = _run(tmp_path, c, kimg=0.032, monkeypatch=monkeypatch)
+    assert [name for name, _, _ in calls] == ['Gboth', 'Dboth'] * 2
+    assert calls[0][1] == calls[1][1] and calls[0][2] != calls[1][2]   # the official loop: one real batch, a latent draw per phase
+
+#----------------------------------------------------------------------------
+# 2. --step-order
+
+def test_step_order_d_first(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--step-order=d-first', '--d-steps=2')
+    _result, calls = _run(tmp_path, c, kimg=0.064, monkeypatch=monkeypatch)
+    assert [name for name, _, _ in calls] == ['Dboth', 'Dboth', 'Gboth'] * 2
+    c = _config(tmp_path, '--step-order=d-first')
+    _result, calls = _run(tmp_path, c, kimg=0.032, monkeypatch=monkeypatch)
+    assert [name for name, _, _ in calls] == ['Dboth', 'Gboth'] * 2
+
+#----------------------------------------------------------------------------
