@@ -13,13 +13,12 @@ Anything else (a pickled nn.Module) is refused.
 """
 
 import os
-import pickle
 import zipfile
 
 import numpy as np
 import torch
 
-import dnnlib
+from torch_utils import built_files
 from torch_utils import misc
 
 #----------------------------------------------------------------------------
@@ -27,6 +26,15 @@ from torch_utils import misc
 FILE_KIND = 'sg2ada-classifier'
 FORMAT_VERSION = 1
 CLASSIFIER_ENV = 'SG2ADA_CLASSIFIER'
+
+# A classifier file that is missing, unreadable or of another kind.
+class ClassifierFileError(built_files.BuiltFileError):
+    pass
+
+FILE_FORMAT = built_files.FileFormat(FILE_KIND, FORMAT_VERSION, ('arch', 'state_dict', 'train_class_counts', 'test_accuracy'),
+                                     title='Classifier file', noun='a classifier file from train_classifier.py',
+                                     error=ClassifierFileError)
+_FIX = 'train one with train_classifier.py, or give a TorchScript file'
 
 #----------------------------------------------------------------------------
 # The small CNN ("4-layer CNN" of MDGAN §4.1: three 3x3 convolutions, the
@@ -93,8 +101,7 @@ def save_classifier(path, net, train_class_counts, test_accuracy, dataset_name='
         test_accuracy   = float(test_accuracy),
         dataset         = str(dataset_name),
     )
-    with dnnlib.util.atomic_write(path, 'wb') as f:
-        torch.save(record, f)
+    built_files.write_record(record, path)
 
 #----------------------------------------------------------------------------
 # TorchScript archives hold compiled code; torch.save() archives do not.
@@ -128,19 +135,7 @@ def load_classifier(path, device='cpu'):
         except RuntimeError as err:
             raise ValueError(f'"{path}" is not a loadable TorchScript classifier ({str(err).splitlines()[0]})') from err
         return ClassifierProbs(net).to(device)
-    try:
-        record = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f'"{path}" is not a classifier file: it cannot be read with weights_only=True (pickled code is '
-                         f'refused): {str(err).splitlines()[0] if str(err) else type(err).__name__}; '
-                         f'use train_classifier.py or a TorchScript file') from err
-    except pickle.UnpicklingError as err:  # weights_only refuses pickled code
-        raise ValueError(f'"{path}" is not a classifier file (it holds pickled objects, which are refused: '
-                         f'{str(err).splitlines()[0]}); use train_classifier.py or a TorchScript file') from err
-    if not isinstance(record, dict) or record.get('kind') != FILE_KIND:
-        raise ValueError(f'"{path}" is not a classifier file from train_classifier.py (no kind="{FILE_KIND}")')
-    if record.get('format_version', 0) > FORMAT_VERSION:
-        raise ValueError(f'"{path}" has classifier format_version {record["format_version"]}, newer than this code reads ({FORMAT_VERSION})')
+    record = built_files.load_record(path, FILE_FORMAT, _FIX)   # plain data only: pickled code is refused
     net = SmallClassifier(**record['arch'])
     net.load_state_dict(record['state_dict'])
     probs = ClassifierProbs(net, in_channels=net.in_channels, resolution=net.resolution).to(device)

@@ -78,6 +78,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from torch_utils import built_files
 from torch_utils import misc
 from training import sampling
 
@@ -553,13 +554,8 @@ def generator_request(opts, detector, detector_kwargs, num_gen, capture_all=Fals
                           dataset_kwargs=(dict(opts.dataset_kwargs, xflip=False) if conditional else None),
                           G_kwargs=opts.G_kwargs, seed=opts.seed, batch_size=batch_size, batch_gen=batch_gen)
 
-# Stable text form of nested kwargs, for keys and hashes.
-def _canonical(obj):
-    if isinstance(obj, dict):
-        return '{' + ', '.join(f'{k!r}: {_canonical(v)}' for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))) + '}'
-    if isinstance(obj, (list, tuple)):
-        return '[' + ', '.join(_canonical(v) for v in obj) + ']'
-    return repr(obj)
+# Stable text form of nested kwargs, for keys and hashes (the same text as built files' cache keys).
+_canonical = built_files.canonical_text
 
 # Identity of a module detector: class and a hash of its parameters and buffers.
 def _module_fingerprint(module):

@@ -7,7 +7,7 @@ tensors, so torch.load(weights_only=True) reads it without running any code:
     kind            'priorgan-gmm-prior'
     created         time of writing, 'YYYY-mm-dd HH:MM:SS'
     extractor       dict(name, feature_dim, spec, source): spec rebuilds it with features.build_extractor(**spec)
-    dataset         dataset_identity(): name, path, class_name, num_images, num_raw_images, resolution,
+    dataset         torch_utils.built_files.dataset_identity(): name, path, class_name, num_images, num_raw_images, resolution,
                     num_channels, xflip, fingerprint (content), selection (which images, mirrored or not)
     settings        dict(components, pca, reg_covar, seed, max_images, covariance_type, tol, max_iter, n_init,
                     holdout (format 2))
@@ -32,19 +32,16 @@ tensors, so torch.load(weights_only=True) reads it without running any code:
 Files come from build_prior.py or from get_or_build_prior(), which caches them
 under the dnnlib cache folder keyed by the dataset's identity and every
 setting. load_prior() checks a file against the dataset and the extractor a
-run uses and explains how to fix a mismatch.
+run uses and explains how to fix a mismatch. The protocol shared with other
+built files (identity, digest, get-or-build, the validation ladder) lives in
+torch_utils/built_files.py; this module holds the record layout.
 """
 
-import hashlib
 import os
-import pickle
-import re
 import time
 import warnings
-import zipfile
 
 import numpy as np
-import PIL.Image
 import torch
 
 import dnnlib
@@ -53,6 +50,7 @@ from priors import features as features_module
 from priors.gmm import pictures
 from priors.gmm.mixture import GaussianMixture
 from priors.gmm.pca import PCA
+from torch_utils import built_files
 
 #----------------------------------------------------------------------------
 
@@ -60,85 +58,19 @@ FORMAT_VERSION = 2           # 2: held-out split, components for every item, fit
 FILE_KIND = 'priorgan-gmm-prior'
 ASSIGN_RULES = ('nearest', 'argmax')     # 'nearest' = the paper's rule (§3.3)
 _REQUIRED_KEYS = ('extractor', 'dataset', 'settings', 'num_images', 'pca', 'gmm', 'assignments', 'real_freqs', 'real_loglik')
-_SAMPLED_FILES = 64          # folder datasets: files whose bytes enter the fingerprint
 _TRANSFORM_ROWS = 65536      # rows per chunk when projecting features
 _SPLIT_STREAM = 0x401d       # tag of the held-out split's random stream
 
 #----------------------------------------------------------------------------
-# A prior file that is missing, unreadable or built for something else. An
-# OSError (a file problem) that is also a ValueError (our user-error convention).
+# A prior file that is missing, unreadable or built for something else.
 
-class PriorFileError(OSError, ValueError):
+class PriorFileError(built_files.BuiltFileError):
     pass
 
-#----------------------------------------------------------------------------
-# Identity of a dataset: what it is (content fingerprint, resolution, channels)
-# and which of its images a run sees (selection: subset and mirroring, the
-# order of dataset items). dataset: kwargs for construct_class_by_name, or a
-# dataset object (then its files are fingerprinted only if it has a `_path`).
-# Returns a dict of plain values.
+FILE_FORMAT = built_files.FileFormat(FILE_KIND, FORMAT_VERSION, _REQUIRED_KEYS, title='Prior file', noun='a prior file',
+                                     error=PriorFileError)
 
-def dataset_identity(dataset):
-    if isinstance(dataset, dict):
-        kwargs = dnnlib.EasyDict(dataset)
-        dataset = dnnlib.util.construct_class_by_name(**kwargs)
-    else:
-        kwargs = dnnlib.EasyDict(class_name=f'{type(dataset).__module__}.{type(dataset).__qualname__}', path=getattr(dataset, '_path', None))
-    path = kwargs.get('path')
-    path = os.path.abspath(os.fspath(path)) if path is not None else None
-    flips = np.asarray(getattr(dataset, '_xflip', np.zeros(len(dataset), dtype=np.uint8)))
-    return dict(
-        name            = str(dataset.name),
-        path            = path,
-        class_name      = kwargs.get('class_name'),
-        num_images      = int(len(dataset)),
-        num_raw_images  = int(len(dataset) - int(flips.sum())),
-        resolution      = int(dataset.resolution),
-        num_channels    = int(dataset.num_channels),
-        xflip           = bool(flips.any()),
-        fingerprint     = _content_fingerprint(path, dataset),
-        selection       = _selection_digest(dataset),
-    )
-
-# Cheap content hash. Zip: every member's name, size and CRC (from the
-# central directory). Folder: every image file's name and size, plus the bytes
-# of dataset.json and of up to _SAMPLED_FILES evenly spaced image files (names
-# and sizes alone cannot tell apart two datasets of uncompressed PNGs).
-# Anything else: the bytes of up to 16 evenly spaced images.
-def _content_fingerprint(path, dataset):
-    digest = hashlib.md5()
-    if path is not None and os.path.isfile(path) and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for info in sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename):
-                digest.update(f'{info.filename}\0{info.file_size}\0{info.CRC}\n'.encode('utf-8'))
-        return 'zip:' + digest.hexdigest()
-    if path is not None and os.path.isdir(path):
-        PIL.Image.init()
-        files = sorted(os.path.relpath(os.path.join(root, f), path).replace('\\', '/')
-                       for root, _dirs, names in os.walk(path) for f in names)
-        images = [f for f in files if os.path.splitext(f)[1].lower() in PIL.Image.EXTENSION]
-        for f in images:
-            digest.update(f'{f}\0{os.path.getsize(os.path.join(path, f))}\n'.encode('utf-8'))
-        sampled = [images[i] for i in np.unique(np.linspace(0, len(images) - 1, _SAMPLED_FILES).astype(np.int64))] if images else []
-        for f in sampled + (['dataset.json'] if 'dataset.json' in files else []):
-            with open(os.path.join(path, f), 'rb') as fh:
-                digest.update(fh.read())
-        return 'dir:' + digest.hexdigest()
-    num = len(dataset)
-    for idx in np.unique(np.linspace(0, max(num - 1, 0), 16).astype(np.int64))[:num]:
-        digest.update(np.ascontiguousarray(dataset[int(idx)][0]).tobytes())
-    return 'pixels:' + digest.hexdigest()
-
-# Which raw image (and whether mirrored) each dataset item is.
-def _selection_digest(dataset):
-    raw_idx, flips = getattr(dataset, '_raw_idx', None), getattr(dataset, '_xflip', None)
-    if raw_idx is None or flips is None:
-        details = [dataset.get_details(i) for i in range(len(dataset))]
-        raw_idx = [d.raw_idx for d in details]
-        flips = [d.xflip for d in details]
-    digest = hashlib.md5(np.asarray(raw_idx, dtype=np.int64).tobytes())
-    digest.update(np.asarray(flips, dtype=np.uint8).tobytes())
-    return digest.hexdigest()
+dataset_identity = built_files.dataset_identity   # the identity stored in `dataset` (kept here under its old name)
 
 #----------------------------------------------------------------------------
 # Parse a PCA setting: float in (0, 1] = variance fraction, int >= 1 = number
@@ -274,8 +206,8 @@ def fit_prior_model(features,
     return dict(
         num_images  = int(x.shape[0]),
         split       = dict(holdout=float(holdout), max_images=None if max_images is None else int(max_images), seed=int(seed), roles=roles),
-        pca         = None if pca_model is None else dict(kwargs=dict(n_components=pca), state_dict=_cpu_state(pca_model)),
-        gmm         = dict(kwargs=gmm_kwargs, state_dict=_cpu_state(gmm)),
+        pca         = None if pca_model is None else dict(kwargs=dict(n_components=pca), state_dict=built_files.cpu_state(pca_model)),
+        gmm         = dict(kwargs=gmm_kwargs, state_dict=built_files.cpu_state(gmm)),
         assignments = assignments,
         real_freqs  = freqs,
         real_loglik = dict(_loglik_summary(reference), source=source),
@@ -310,9 +242,6 @@ def _project(pca_model, x, device):
             parts.append(pca_model.transform(chunk) if pca_model is not None else chunk)
     return torch.cat(parts)
 
-def _cpu_state(module):
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
 # Share of each of `num_components` components among the assignments: float64 [M].
 def component_frequencies(assignments, num_components):
     a = torch.as_tensor(assignments, dtype=torch.int64).cpu()
@@ -323,14 +252,7 @@ def component_frequencies(assignments, num_components):
         raise ValueError(f'component_frequencies: component index {int(a.max())} is out of range for {num_components} components')
     return counts.to(torch.float64) / a.numel()
 
-#----------------------------------------------------------------------------
-# Write a prior record atomically with torch.save (safe to load).
-
-def save_prior(record, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with dnnlib.util.atomic_write(path, 'wb') as f:
-        torch.save(record, f)
+save_prior = built_files.write_record   # write a prior record atomically (safe to load)
 
 #----------------------------------------------------------------------------
 # Build a prior file at `path`: extract features of the real images (through
@@ -381,7 +303,7 @@ def build_prior_file(path, dataset_kwargs,
                                    tol=float(tol), max_iter=int(max_iter), n_init=int(n_init), holdout=float(holdout)),
             **model,
         )
-        save_prior(record, path)
+        built_files.write_record(record, path)
         if grid_path is not None:
             PriorFile(record, path).save_component_grid(grid_path, dataset_kwargs)
     if num_gpus > 1:
@@ -430,21 +352,18 @@ def get_or_build_prior(dataset_kwargs,
                     max_images=None if max_images is None else int(max_images), covariance_type=covariance_type,
                     tol=float(tol), max_iter=int(max_iter), n_init=int(n_init), holdout=float(holdout))
     feature_id = feature.spec if isinstance(feature, features_module.FeatureExtractor) else dict(name=feature, **feature_kwargs)
-    key = dict(format_version=FORMAT_VERSION, feature=feature_id, settings=settings,
-               dataset={k: identity[k] for k in ('fingerprint', 'selection', 'resolution', 'num_channels')})
-    digest = hashlib.md5(metric_utils._canonical(key).encode('utf-8')).hexdigest()  # pylint: disable=protected-access
+    key = dict(format_version=FORMAT_VERSION, feature=feature_id, settings=settings, dataset=built_files.identity_key(identity))
     feature_tag = feature_id['name'] if not features_module.is_file_spec(str(feature_id['name'])) else \
         metric_utils.get_feature_detector_name(feature_id['name'])
     folder = cache_dir if cache_dir is not None else dnnlib.make_cache_dir_path('priors')
-    path = os.path.join(folder, f'{identity["name"]}-{feature_tag}-{digest}.pt')
+    path = built_files.cache_file(folder, identity['name'], feature_tag, built_files.cache_digest(key))
 
-    # Build unless rank 0 sees the file.
-    flag_opts = dnnlib.EasyDict(num_gpus=num_gpus, device=device)
-    if not metric_utils.broadcast_flag(rank == 0 and os.path.isfile(path), flag_opts):
+    def build(path):
         grid_path = os.path.splitext(path)[0] + '-components.png' if grid else None
         return build_prior_file(path, dataset_kwargs, feature=feature, feature_kwargs=feature_kwargs, grid_path=grid_path,
                                 device=device, num_gpus=num_gpus, rank=rank, batch=batch, progress=progress, **settings)
-    return load_prior(path, expect_dataset=identity, expect_feature=feature, device=device)
+    load = lambda path: load_prior(path, expect_dataset=identity, expect_feature=feature, device=device)
+    return built_files.get_or_build(path, build, load, rank=rank, num_gpus=num_gpus, device=device)
 
 #----------------------------------------------------------------------------
 # Load and validate a prior file. expect_dataset: None (no check), dataset
@@ -455,32 +374,8 @@ def get_or_build_prior(dataset_kwargs,
 
 def load_prior(path, expect_dataset=None, expect_feature=None, device='cpu'):
     path = os.fspath(path)
-    rebuild = f'rebuild it with build_prior.py --data=DATASET --feature=NAME --out={path}'
-    if not os.path.isfile(path):
-        raise PriorFileError(f"Prior file '{path}' does not exist; build it with build_prior.py --data=DATASET --feature=NAME "
-                             f"--out={path}")
-
-    # Read it safely.
-    try:
-        record = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
-        if unsafe is None:
-            raise PriorFileError(f"Prior file '{path}' is corrupt or truncated (it is not a readable torch.save file); "
-                                 f"delete it and {rebuild}") from err
-        raise PriorFileError(f"'{path}' is not a prior file: it holds objects that cannot be loaded safely "
-                             f"({unsafe.group(1)}); {rebuild}") from err
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError) as err:  # garbage bytes fail in many ways
-        raise PriorFileError(f"Prior file '{path}' is corrupt or truncated ({features_module.describe_error(err)}); delete it and {rebuild}") from err
-    if not isinstance(record, dict) or record.get('kind') != FILE_KIND or not isinstance(record.get('format_version'), int):
-        raise PriorFileError(f"'{path}' is not a prior file (no kind='{FILE_KIND}' and format_version); {rebuild}")
-    if record['format_version'] > FORMAT_VERSION:
-        raise PriorFileError(f"Prior file '{path}' has format_version {record['format_version']}, newer than this code reads "
-                             f"(up to {FORMAT_VERSION}); update this code, or {rebuild}")
-    missing = [k for k in _REQUIRED_KEYS if k not in record]
-    if missing:
-        raise PriorFileError(f"Prior file '{path}' is incomplete (missing {', '.join(missing)}); delete it and {rebuild}")
-
+    record = built_files.load_record(path, FILE_FORMAT, fix=f'rebuild it with build_prior.py --data=DATASET --feature=NAME --out={path}',
+                                     missing_fix=f'build it with build_prior.py --data=DATASET --feature=NAME --out={path}')
     prior = PriorFile(record, path)
     if expect_feature is not None:
         _check_feature(prior, expect_feature)
@@ -509,20 +404,11 @@ def _check_feature(prior, feature):
                              f"--feature={name} --out={prior.path}, or use the extractor it was built with, \"{built['name']}\"")
 
 def _check_dataset(prior, expected):
-    if not (isinstance(expected, dict) and 'fingerprint' in expected):
-        expected = dataset_identity(expected)
-    built = prior.dataset
-    describe = lambda d: (f"'{d['name']}' ({d['num_raw_images']} images, {d['resolution']}x{d['resolution']}, "
-                          f"{d['num_channels']} channel(s), fingerprint {d['fingerprint'][:16]}) at {d['path']}")
+    expected = built_files.as_identity(expected)
     fix = (f"rebuild it with build_prior.py --data={expected['path']} --feature={prior.extractor['name']} "
            f"--out={prior.path}{' --mirror=1' if expected['xflip'] else ''}")
-    if any(built[k] != expected[k] for k in ('fingerprint', 'resolution', 'num_channels')):
-        raise PriorFileError(f"Prior file '{prior.path}' was built for dataset {describe(built)} "
-                             f"but the training data is {describe(expected)}; {fix}")
-    if built['selection'] != expected['selection']:
-        raise PriorFileError(f"Prior file '{prior.path}' was built for {built['num_images']} items of dataset '{built['name']}' "
-                             f"(xflip={built['xflip']}) but the training data has {expected['num_images']} items "
-                             f"(xflip={expected['xflip']}), so its per-image components do not match; {fix}")
+    built_files.check_dataset(FILE_FORMAT, prior.path, prior.dataset, expected, fix,
+                              selection_why=', so its per-image components do not match')
     num_assigned = int(prior.assignments().numel())
     if num_assigned != expected['num_images']:
         raise PriorFileError(f"Prior file '{prior.path}' gives a component to {num_assigned} of the {expected['num_images']} training "

@@ -6,7 +6,7 @@ and tensors, so torch.load(weights_only=True) reads it without running code:
     format_version  int, FORMAT_VERSION when written; newer files are refused
     kind            'rfgan-autoencoder'
     created         time of writing, 'YYYY-mm-dd HH:MM:SS'
-    dataset         priors.gmm.prior_file.dataset_identity() of the training images
+    dataset         torch_utils.built_files.dataset_identity() of the training images
     settings        dict(code_dim, corruption, level, loss, kimg, batch, lr, betas, seed, max_images)
     encoder         dict(kwargs, state_dict): kwargs with class_name, built as cls(img_resolution, img_channels, **kwargs)
     bottleneck      dict(state_dict) of the linear layer encoder features -> code
@@ -18,21 +18,20 @@ and tensors, so torch.load(weights_only=True) reads it without running code:
 
 Files come from build_rf.py or from get_or_build_autoencoder(), which caches
 them under <dnnlib cache>/priors keyed by the dataset's identity, the encoder
-and decoder architecture and every setting.
+and decoder architecture and every setting. The protocol shared with other
+built files (identity, digest, get-or-build, the validation ladder) lives in
+torch_utils/built_files.py; this module holds the record layout.
 """
 
-import hashlib
 import os
-import pickle
 import time
 
 import torch
 
 import dnnlib
-from metrics import metric_utils
 from priors import features as features_module
-from priors.gmm.prior_file import dataset_identity
 from priors.rf import autoencoder
+from torch_utils import built_files
 
 #----------------------------------------------------------------------------
 
@@ -42,11 +41,13 @@ _REQUIRED_KEYS = ('dataset', 'settings', 'encoder', 'bottleneck', 'decoder', 'nu
 _EXECUTION_KEYS = ('num_fp16_res', 'conv_clamp', 'fp16_channels_last', 'channels_last', 'freeze_layers', 'side_kwargs')
 
 #----------------------------------------------------------------------------
-# A file that is missing, unreadable or built for something else (an OSError
-# that is also a ValueError, our user-error convention).
+# A file that is missing, unreadable or built for something else.
 
-class AutoencoderFileError(OSError, ValueError):
+class AutoencoderFileError(built_files.BuiltFileError):
     pass
+
+FILE_FORMAT = built_files.FileFormat(FILE_KIND, FORMAT_VERSION, _REQUIRED_KEYS, title='Autoencoder file',
+                                     noun='an RFGAN autoencoder file', error=AutoencoderFileError)
 
 #----------------------------------------------------------------------------
 # The settings of an autoencoder, normalised (plain types), as stored and keyed.
@@ -78,18 +79,8 @@ def _shape_key(kwargs):
 # Cache key and its digest.
 def cache_digest(identity, encoder_kwargs, decoder_kwargs, settings):
     key = dict(format_version=FORMAT_VERSION, settings=settings, encoder=_shape_key(encoder_kwargs), decoder=_shape_key(decoder_kwargs),
-               dataset={k: identity[k] for k in ('fingerprint', 'selection', 'resolution', 'num_channels')})
-    return hashlib.md5(metric_utils._canonical(key).encode('utf-8')).hexdigest()  # pylint: disable=protected-access
-
-def _plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-def _cpu_state(module):
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+               dataset=built_files.identity_key(identity))
+    return built_files.cache_digest(key)
 
 #----------------------------------------------------------------------------
 # Train an autoencoder and write its file at `path` (rank 0 writes; with
@@ -104,7 +95,7 @@ def build_autoencoder_file(path, dataset_kwargs, encoder_kwargs, decoder_kwargs,
     identity    = None,     # dataset_identity(dataset_kwargs), if already known.
 ):
     device = features_module.resolve_device(device, rank)
-    identity = identity if identity is not None else dataset_identity(dataset_kwargs)
+    identity = identity if identity is not None else built_files.dataset_identity(dataset_kwargs)
     settings = normalize_settings(**settings)
     ae, history = autoencoder.train_autoencoder(dataset_kwargs, encoder_kwargs, decoder_kwargs, device=device, rank=rank,
                                                 num_gpus=num_gpus, progress=progress, **settings)
@@ -116,20 +107,15 @@ def build_autoencoder_file(path, dataset_kwargs, encoder_kwargs, decoder_kwargs,
         created         = time.strftime('%Y-%m-%d %H:%M:%S'),
         dataset         = identity,
         settings        = settings,
-        encoder         = dict(kwargs=_plain(encoder_kwargs), state_dict=_cpu_state(ae.encoder)),
-        bottleneck      = dict(state_dict=_cpu_state(ae.bottleneck)),
-        decoder         = dict(kwargs=_plain(decoder_kwargs), state_dict=_cpu_state(ae.decoder)),
+        encoder         = dict(kwargs=built_files.plain(encoder_kwargs), state_dict=built_files.cpu_state(ae.encoder)),
+        bottleneck      = dict(state_dict=built_files.cpu_state(ae.bottleneck)),
+        decoder         = dict(kwargs=built_files.plain(decoder_kwargs), state_dict=built_files.cpu_state(ae.decoder)),
         num_features    = int(ae.encoder.num_features),
         history         = history,
         evaluation      = evaluation,
         digest          = cache_digest(identity, encoder_kwargs, decoder_kwargs, settings),
     )
-    if rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with dnnlib.util.atomic_write(path, 'wb') as f:
-            torch.save(record, f)
-    if num_gpus > 1:
-        torch.distributed.barrier()
+    built_files.finish_build(record, path, rank=rank, num_gpus=num_gpus)
     record['path'] = os.fspath(path)
     return record
 
@@ -137,10 +123,10 @@ def build_autoencoder_file(path, dataset_kwargs, encoder_kwargs, decoder_kwargs,
 # Path of the cached file for these inputs.
 
 def cache_path(dataset_kwargs, encoder_kwargs, decoder_kwargs, settings, cache_dir=None, identity=None):
-    identity = identity if identity is not None else dataset_identity(dataset_kwargs)
+    identity = identity if identity is not None else built_files.dataset_identity(dataset_kwargs)
     digest = cache_digest(identity, encoder_kwargs, decoder_kwargs, normalize_settings(**settings))
     folder = cache_dir if cache_dir is not None else dnnlib.make_cache_dir_path('priors')
-    return os.path.join(folder, f'{identity["name"]}-rfgan-ae-{digest}.pt')
+    return built_files.cache_file(folder, identity['name'], 'rfgan-ae', digest)
 
 #----------------------------------------------------------------------------
 # The autoencoder a run needs, built once and cached. Rank 0 decides whether
@@ -155,13 +141,12 @@ def get_or_build_autoencoder(dataset_kwargs, encoder_kwargs, decoder_kwargs, set
     progress    = None,     # Callable(step, num_steps, loss) or None.
 ):
     device = features_module.resolve_device(device, rank)
-    identity = dataset_identity(dataset_kwargs)
+    identity = built_files.dataset_identity(dataset_kwargs)
     path = cache_path(dataset_kwargs, encoder_kwargs, decoder_kwargs, settings, cache_dir=cache_dir, identity=identity)
-    flag_opts = dnnlib.EasyDict(num_gpus=num_gpus, device=device)
-    if not metric_utils.broadcast_flag(rank == 0 and os.path.isfile(path), flag_opts):
-        return build_autoencoder_file(path, dataset_kwargs, encoder_kwargs, decoder_kwargs, settings, device=device, rank=rank,
-                                      num_gpus=num_gpus, progress=progress, identity=identity)
-    return load_autoencoder_file(path, expect_dataset=identity, expect_encoder=encoder_kwargs)
+    build = lambda path: build_autoencoder_file(path, dataset_kwargs, encoder_kwargs, decoder_kwargs, settings, device=device, rank=rank,
+                                                num_gpus=num_gpus, progress=progress, identity=identity)
+    load = lambda path: load_autoencoder_file(path, expect_dataset=identity, expect_encoder=encoder_kwargs)
+    return built_files.get_or_build(path, build, load, rank=rank, num_gpus=num_gpus, device=device)
 
 #----------------------------------------------------------------------------
 # Load and validate a file. expect_dataset: None, dataset kwargs or a
@@ -171,32 +156,10 @@ def get_or_build_autoencoder(dataset_kwargs, encoder_kwargs, decoder_kwargs, set
 def load_autoencoder_file(path, expect_dataset=None, expect_encoder=None):
     path = os.fspath(path)
     rebuild = f'rebuild it with build_rf.py (the train.py options of the run) --out={path}, or drop --rf-ae'
-    if not os.path.isfile(path):
-        raise AutoencoderFileError(f"Autoencoder file '{path}' does not exist; {rebuild}")
-    try:
-        record = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise AutoencoderFileError(f"Autoencoder file '{path}' is corrupt or not a torch.save file of plain data "
-                                   f"({features_module.describe_error(err)}); delete it and {rebuild}") from err
-    if not isinstance(record, dict) or record.get('kind') != FILE_KIND or not isinstance(record.get('format_version'), int):
-        raise AutoencoderFileError(f"'{path}' is not an RFGAN autoencoder file (no kind='{FILE_KIND}'); {rebuild}")
-    if record['format_version'] > FORMAT_VERSION:
-        raise AutoencoderFileError(f"Autoencoder file '{path}' has format_version {record['format_version']}, newer than this "
-                                   f"code reads (up to {FORMAT_VERSION}); update this code, or {rebuild}")
-    missing = [k for k in _REQUIRED_KEYS if k not in record]
-    if missing:
-        raise AutoencoderFileError(f"Autoencoder file '{path}' is incomplete (missing {', '.join(missing)}); delete it and {rebuild}")
+    record = built_files.load_record(path, FILE_FORMAT, rebuild)
     record['path'] = path
-
-    # Built for this dataset and this D?
-    if expect_dataset is not None:
-        expected = expect_dataset if isinstance(expect_dataset, dict) and 'fingerprint' in expect_dataset else dataset_identity(expect_dataset)
-        built = record['dataset']
-        if any(built[k] != expected[k] for k in ('fingerprint', 'resolution', 'num_channels')):
-            raise AutoencoderFileError(f"Autoencoder file '{path}' was trained on dataset '{built['name']}' ({built['resolution']}x"
-                                       f"{built['resolution']}, fingerprint {built['fingerprint'][:16]}) but the training data is "
-                                       f"'{expected['name']}' ({expected['resolution']}x{expected['resolution']}, fingerprint "
-                                       f"{expected['fingerprint'][:16]}); {rebuild}")
+    if expect_dataset is not None:   # built for this dataset (any selection of it: the encoder sees single images)?
+        built_files.check_dataset(FILE_FORMAT, path, record['dataset'], expect_dataset, rebuild, check_selection=False)
     if expect_encoder is not None and _shape_key(record['encoder']['kwargs']) != _shape_key(expect_encoder):
         raise AutoencoderFileError(f"Autoencoder file '{path}' has an encoder {_shape_key(record['encoder']['kwargs'])} but this "
                                    f"run's D needs {_shape_key(expect_encoder)}; {rebuild}")

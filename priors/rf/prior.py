@@ -41,7 +41,7 @@ from priors.rf import ae_file as ae_file_module
 from priors.rf import autoencoder
 from priors.rf import encoder as encoder_module
 from torch_utils import training_stats
-from training import training_loop
+from torch_utils.image_grid import save_image_grid
 
 #----------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class RFPrior(base.Prior):
             fakes = G(z, self._recon_c, noise_mode='const').to(torch.float32)
             rows = [fakes, self._ae(fakes), self._recon_reals, self._ae(self._recon_reals)]
         grid = torch.cat(rows).clamp(-1, 1).cpu()
-        training_loop.save_image_grid(grid, os.path.join(run_dir, f'rf-recon{cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=(num, 4))
+        save_image_grid(grid, os.path.join(run_dir, f'rf-recon{cur_nimg // 1000:06d}.png'), drange=[-1, 1], grid_size=(num, 4))
 
     # Per iteration: the balance D has learned between the two feature vectors (the paper's w1 and w2).
     def on_progress(self, cur_nimg):
