@@ -293,6 +293,14 @@ class GaussianMixture(torch.nn.Module):
         """The paper's grouping rule (Sec. 3.3): index of the nearest component mean in Euclidean distance, [N] int64."""
         return gmm_math.nearest_centres(self._samples(X, 'nearest_component'), self.means_)
 
+    @torch.no_grad()
+    def component_spread(self):
+        """Squared spread of each component, trace(Sigma_m) / d (its mean variance per dimension): [M] float64."""
+        self._check_fitted('component_spread')
+        if self.covariance_type == 'full':
+            return self.covariances_.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+        return self.covariances_.mean(dim=-1)
+
     #------------------------------------------------------------------------
     # Loading a fitted state into an unfitted module resizes the buffers.
 

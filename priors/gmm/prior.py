@@ -39,6 +39,17 @@ alpha: E L1(f' - f^r) ~ alpha sqrt(2/pi) sum_i sqrt(f_i (1 - f_i) (1 - b) / ((1 
 before clipping; component i is zeroed when its error exceeds f_i / alpha.
 docs/priors.md tabulates it; tests/numerics/test_gmm_prior.py checks it.
 
+Options off by default (issue 18; the paper's method is the default):
+
+    quality_scale 'spread'   each sample's Eq. 5 term times trace(Sigma_k) / d of its nearest
+                             component k (detached), so -grad log p ~ Sigma^-1 (x - mu) becomes
+                             ~ (x - mu): a pull in data units whatever the component's width
+    resample_max_ratio c > 1 f' clipped to [f^r / c, c f^r] before the normalisation of Eq. 8: a
+                             component is never starved (f' = 0) nor boosted beyond c times its share
+    resample_labels          group the reals by known labels (toy modes, dataset class labels)
+                             instead of GMM components; generated images go to the nearest label
+                             centre (mean real feature of each label in the GMM's space, §3.3 rule)
+
 v1 behaviour (before issue 14) is resample_ema=0, resample_min_per_component=0,
 resample_net='G', resample_noise='const', resample_pixels='float' and a prior
 file built with holdout=0.
@@ -70,6 +81,7 @@ LOSS_FORMS = ('per_dim', 'paper')                  # -log p / d (default) or -lo
 RESAMPLE_NETS = ('G_ema', 'G')                     # generator whose images give f^g
 RESAMPLE_NOISES = ('random', 'const')              # per-sample seeded noise inputs, or the constant ones
 RESAMPLE_PIXELS = ('uint8', 'float')               # quantise like the real images, or raw float output
+QUALITY_SCALES = ('none', 'spread')                # Eq. 5 as written, or times the nearest component's trace(Sigma) / d
 _RESAMPLE_STREAM = 0x5e5a                          # Tag that separates the resampling latents from other seeded streams.
 
 #----------------------------------------------------------------------------
@@ -116,6 +128,40 @@ def quality_loss(log_prob, log_theta, num_dims):
     return torch.where(log_prob < log_theta, nll, torch.zeros_like(nll))
 
 #----------------------------------------------------------------------------
+# The quality-loss term of each sample as G's step adds it: weight * Eq. 5 (per
+# dimension or as written), optionally times the spread of the sample's nearest
+# component (quality_scale 'spread', detached). prior: a PriorFile; features:
+# [N, D] extractor features (differentiable). Returns ([N] loss, [N] log p).
+
+def quality_loss_terms(prior, features, log_theta, weight, num_dims, loss_form='per_dim', quality_scale='none'):
+    """Per-sample weight * Eq. 5 term and log p.
+
+    Args:
+        prior:         PriorFile (PCA + GMM).
+        features:      [N, D] extractor features, differentiable.
+        log_theta:     float, threshold on log p.
+        weight:        float, the loss weight.
+        num_dims:      int, d of the GMM's space (the per-dimension divisor).
+        loss_form:     'per_dim' (-log p / d) or 'paper' (-log p).
+        quality_scale: 'none' (Eq. 5) or 'spread' (times trace(Sigma_k) / d of the nearest component k).
+
+    Returns:
+        ([N] loss, [N] log p), both in the dtype of `features`.
+    """
+    if loss_form not in LOSS_FORMS or quality_scale not in QUALITY_SCALES:
+        raise ValueError(f'quality_loss_terms: loss_form must be one of {LOSS_FORMS} and quality_scale one of {QUALITY_SCALES}, '
+                         f'got {loss_form!r}, {quality_scale!r}')
+    log_prob = prior.log_prob(features)
+    scale = int(num_dims) if loss_form == 'per_dim' else 1
+    loss = quality_loss(log_prob, log_theta, scale) * weight
+    if quality_scale == 'spread':
+        with torch.no_grad():
+            nearest = prior.gmm.nearest_component(prior.project(features.detach()))
+            spread = prior.gmm.component_spread()[nearest.to(prior.gmm.means_.device)]
+        loss = loss * spread.to(device=loss.device, dtype=loss.dtype)
+    return loss, log_prob
+
+#----------------------------------------------------------------------------
 # Eq. 6 and Eq. 7: the diversity distance d(p_r, p_g) = f^r - f^g ([M]) and the
 # diversity difference score DDS = sum_i |d_i| (a float). Inputs: float [M].
 
@@ -142,21 +188,26 @@ def _as_freqs(freqs, name):
 # Eq. 8: new sampling frequencies f' = max(f^r + alpha (f^r - f^g), 0), normalised
 # to sum 1. When every entry is clipped to 0, fall back to f^r (never NaN).
 
-def resampled_frequencies(real_freqs, gen_freqs, alpha):
+def resampled_frequencies(real_freqs, gen_freqs, alpha, max_ratio=0):
     """Eq. 8 with normalisation.
 
     Args:
         real_freqs: [M] float64, f^r (sums to 1).
         gen_freqs:  [M] float64, f^g (sums to 1).
         alpha:      float >= 0, the resample weight.
+        max_ratio:  0 = Eq. 8 as written; c > 1 = clip f' to [f^r / c, c f^r] before normalising.
 
     Returns:
         [M] float64 summing to 1.
     """
     if not alpha >= 0:
         raise ValueError(f'resampled_frequencies: alpha must be >= 0, got {alpha}')
+    if not (max_ratio == 0 or max_ratio > 1):
+        raise ValueError(f'resampled_frequencies: max_ratio must be 0 (off) or > 1, got {max_ratio}')
     real = _as_freqs(real_freqs, 'real_freqs')
     raw = (real + alpha * diversity_distance(real, gen_freqs)).clamp(min=0)
+    if max_ratio > 0:
+        raw = torch.minimum(torch.maximum(raw, real / max_ratio), real * max_ratio)
     total = float(raw.sum())
     if not total > 0:
         return real / real.sum()
@@ -193,6 +244,33 @@ def per_image_weights(assignments, freqs):
     counts = torch.bincount(a, minlength=f.numel()).to(torch.float64)
     per_component = torch.where(counts > 0, f / counts.clamp(min=1), torch.zeros_like(f))
     return per_component[a]
+
+#----------------------------------------------------------------------------
+# Known labels of the training items (issue 18): the true modes of toy data
+# (get_modes()), else the class labels, else the modes of a synthetic image set.
+# dataset: a training.dataset.Dataset. Returns (int64 [N], what they are).
+
+def known_labels(dataset):
+    if getattr(dataset, 'toy_modes', None) is not None:
+        return np.asarray(dataset.get_modes(), dtype=np.int64), 'toy modes'
+    if dataset.has_labels and dataset.has_onehot_labels:
+        return np.array([int(np.argmax(dataset.get_label(i))) for i in range(len(dataset))], dtype=np.int64), 'class labels'
+    if getattr(dataset, 'has_modes', False):
+        return np.asarray(dataset.get_modes(), dtype=np.int64), 'synthetic modes'
+    raise ValueError(f'Prior "gmm": resample_labels needs per-image labels: toy data with known modes, or a dataset with class '
+                     f'labels (dataset.json); "{dataset.name}" has neither. Drop --resample-labels')
+
+# Mean feature of each label in the GMM's space: features [N, d] (projected), labels int64 [N] in [0, L).
+# Returns float64 [L, d]; a label without items gets +inf (never nearest).
+def label_centres(projected, labels):
+    x = torch.as_tensor(projected).to(torch.float64).cpu()
+    lab = torch.as_tensor(labels, dtype=torch.int64).cpu()
+    num = int(lab.max()) + 1
+    sums = torch.zeros([num, x.shape[1]], dtype=torch.float64).index_add_(0, lab, x)
+    counts = torch.bincount(lab, minlength=num).to(torch.float64)
+    centres = sums / counts.clamp(min=1)[:, None]
+    centres[counts == 0] = float('inf')
+    return centres
 
 #----------------------------------------------------------------------------
 # Run a block without changing what the global RNGs (python, numpy, torch CPU
@@ -248,6 +326,9 @@ class GMMPrior(base.Prior):
         resample_pixels = 'uint8',      # Images as the extractor sees them: 'uint8' = quantised like uint8 reals (float items,
                                         # e.g. toy points, stay float), or 'float' (v1).
         resample_batch  = 32,           # Images per G call when estimating f^g.
+        quality_scale   = 'none',       # 'none' = Eq. 5; 'spread' = each term times its nearest component's trace(Sigma) / d (off by default).
+        resample_max_ratio = 0,         # 0 = Eq. 8; c > 1 = f' clipped to [f^r / c, c f^r] (damped feedback, off by default).
+        resample_labels = False,        # Group the reals by known labels (toy modes, class labels) instead of GMM components.
     ):
         super().__init__()
         for check in [
@@ -257,6 +338,7 @@ class GMMPrior(base.Prior):
             _Check('resample_kimg',   resample_kimg,  resample_kimg > 0,              '> 0'),
             _Check('resample_ema',    resample_ema,   0 <= resample_ema < 1,          'in [0, 1)'),
             _Check('holdout',         holdout,        0 <= holdout < 1,               'in [0, 1)'),
+            _Check('resample_max_ratio', resample_max_ratio, resample_max_ratio == 0 or resample_max_ratio > 1, '0 (off) or > 1'),
         ]:
             if not check.ok:
                 raise ValueError(f'Prior "gmm": {check.key} must be {check.allowed}, got {check.value!r}')
@@ -270,7 +352,8 @@ class GMMPrior(base.Prior):
             raise ValueError(f'Prior "gmm": theta must be a finite log-likelihood or None, got {theta!r}')
         for key, value, allowed in (('resample_rule', resample_rule, RESAMPLE_RULES), ('loss_form', loss_form, LOSS_FORMS),
                                     ('resample_net', resample_net, RESAMPLE_NETS), ('resample_noise', resample_noise, RESAMPLE_NOISES),
-                                    ('resample_pixels', resample_pixels, RESAMPLE_PIXELS), ('covariance', covariance, ('full', 'diag'))):
+                                    ('resample_pixels', resample_pixels, RESAMPLE_PIXELS), ('covariance', covariance, ('full', 'diag')),
+                                    ('quality_scale', quality_scale, QUALITY_SCALES)):
             if value not in allowed:
                 raise ValueError(f'Prior "gmm": {key} must be one of {", ".join(allowed)}, got {value!r}')
         self.prior_file_path = prior_file
@@ -286,6 +369,9 @@ class GMMPrior(base.Prior):
         self.resample_min_per_component = int(resample_min_per_component)
         self.resample_rule, self.resample_batch = resample_rule, int(resample_batch)
         self.resample_net, self.resample_noise, self.resample_pixels = resample_net, resample_noise, resample_pixels
+        self.quality_scale, self.resample_max_ratio = quality_scale, float(resample_max_ratio)
+        self.resample_labels = bool(resample_labels)
+        self.group_centres = None       # resample_labels: mean real feature per label [L, d] in the GMM's space
 
         # Training state (see state_dict()).
         self.num_progress = 0           # on_progress() calls so far (drives the lazy schedule)
@@ -332,6 +418,38 @@ class GMMPrior(base.Prior):
         dataset = dnnlib.util.construct_class_by_name(**dict(ctx.dataset_kwargs, xflip=False))
         self._quantise = self.resample_pixels == 'uint8' and np.asarray(dataset[0][0]).dtype == np.uint8
         self._labels = dataset if getattr(ctx.G_mapping, 'c_dim', 0) > 0 else None
+        if self.resample and self.resample_labels:
+            self._setup_label_groups(ctx)
+
+    # resample_labels: the groups are the known labels of the training items (in training order, mirrors
+    # included); f^r their shares; generated images go to the nearest label centre in the GMM's space.
+    def _setup_label_groups(self, ctx):
+        dataset = dnnlib.util.construct_class_by_name(**ctx.dataset_kwargs)
+        labels, what = known_labels(dataset)
+        with _preserve_global_rng(ctx.device):
+            feats = features_module.extract_dataset_features(self.extractor, ctx.dataset_kwargs, max_images=None, device=ctx.device,
+                                                             num_gpus=ctx.num_gpus, rank=ctx.rank, cache=True)
+        if len(feats) != len(labels):
+            raise ValueError(f'Prior "gmm": resample_labels found {len(labels)} labels but {len(feats)} real features')
+        with torch.no_grad():
+            self.group_centres = label_centres(self.prior.project(feats.to(ctx.device)), labels)
+        self.assignments = torch.from_numpy(labels)
+        self.real_freqs = torch.bincount(self.assignments, minlength=len(self.group_centres)).to(torch.float64)
+        self.real_freqs /= self.real_freqs.sum()
+        if ctx.rank == 0:
+            print(f'Prior "gmm": resampling by {len(self.group_centres)} {what} instead of {self.prior.num_components} GMM components')
+
+    # Number of groups the resampling counts: GMM components, or labels (resample_labels).
+    @property
+    def num_groups(self):
+        return int(self.prior.num_components) if self.group_centres is None else int(self.group_centres.shape[0])
+
+    # Group of each generated image's features [N, D]: int64 [N].
+    def _assign_generated(self, feats):
+        if self.group_centres is None:
+            return self.prior.assign(feats, rule=self.resample_rule)
+        z = self.prior.project(feats).to(torch.float64)
+        return torch.cdist(z, self.group_centres.to(z.device)).argmin(dim=1)
 
     #------------------------------------------------------------------------
     # Quality loss (Eq. 5) at G's main step.
@@ -339,11 +457,11 @@ class GMMPrior(base.Prior):
     def extra_loss(self, step, img, c, logits, ws, **kwargs):
         if step != 'Gmain' or self.weight == 0 or not self.apply_quality:
             return None
-        log_prob = self.prior.log_prob(self.extractor(img))     # [N]
+        loss, log_prob = quality_loss_terms(self.prior, self.extractor(img), self.log_theta, self.weight * self.lazy,
+                                            self.num_dims, loss_form=self.loss_form, quality_scale=self.quality_scale)   # [N]
         training_stats.report('Prior/gmm/nll', -log_prob / self.num_dims)
         training_stats.report('Prior/gmm/below_theta', (log_prob < self.log_theta).to(torch.float32))
-        scale = self.num_dims if self.loss_form == 'per_dim' else 1     # 'paper': delta on -log p itself
-        return quality_loss(log_prob, self.log_theta, scale) * (self.weight * self.lazy)
+        return loss
 
     #------------------------------------------------------------------------
     # Lazy schedule and resampling (Eq. 6-8).
@@ -362,7 +480,7 @@ class GMMPrior(base.Prior):
         raw = counts / counts.sum()
         previous = self.gen_freqs if self.gen_freqs is not None else self.real_freqs   # the EMA starts at "no correction"
         self.gen_freqs = smoothed_frequencies(previous, raw, self.resample_ema)
-        self.freqs = resampled_frequencies(self.real_freqs, self.gen_freqs, self.resample_alpha)
+        self.freqs = resampled_frequencies(self.real_freqs, self.gen_freqs, self.resample_alpha, max_ratio=self.resample_max_ratio)
         weights = per_image_weights(self.assignments, self.freqs)
         dds = diversity_difference_score(self.real_freqs, raw)
         self.history.append(ResampleUpdate(nimg=int(cur_nimg), gen_freqs=raw, freqs=self.freqs.clone(), dds=dds))
@@ -374,7 +492,7 @@ class GMMPrior(base.Prior):
     # Generated images per estimate of f^g: resample_num, raised to resample_min_per_component * M.
     @property
     def resample_count(self):
-        return max(self.resample_num, self.resample_min_per_component * int(self.prior.num_components))
+        return max(self.resample_num, self.resample_min_per_component * self.num_groups)
 
     # Components of resample_count seeded generated images, this rank's share,
     # summed over ranks: float64 [M]. resample_net, resample_noise and
@@ -387,7 +505,7 @@ class GMMPrior(base.Prior):
             mapping, synthesis = ctx.G_mapping, ctx.G_synthesis
         else:
             mapping, synthesis = ctx.G_ema.mapping, ctx.G_ema.synthesis
-        counts = torch.zeros([self.prior.num_components], dtype=torch.float64, device=ctx.device)
+        counts = torch.zeros([self.num_groups], dtype=torch.float64, device=ctx.device)
         indices = list(range(ctx.rank, self.resample_count, ctx.num_gpus))
         with _preserve_global_rng(ctx.device):
             for start in range(0, len(indices), self.resample_batch):
@@ -398,7 +516,7 @@ class GMMPrior(base.Prior):
                 img = synthesis(ws, noise_mode=self.resample_noise)
                 if self._quantise:
                     img = misc.images_to_uint8(img).permute(0, 3, 1, 2)  # the pixels the reals were embedded from
-                components = self.prior.assign(self.extractor(img), rule=self.resample_rule)
+                components = self._assign_generated(self.extractor(img))
                 counts += torch.bincount(components.to(ctx.device), minlength=counts.numel()).to(torch.float64)
         if ctx.num_gpus > 1:
             torch.distributed.all_reduce(counts)
@@ -442,7 +560,7 @@ class GMMPrior(base.Prior):
 
     def state_dict(self):
         history = self.history
-        M = int(self.prior.num_components)
+        M = self.num_groups
         resample = dict(
             rule             = self.resample_rule,
             real_freqs       = self.real_freqs.clone(),
