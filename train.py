@@ -434,12 +434,43 @@ def _toy_kwargs(c, opts, run):
 # wrote and before the priors read it: steps per iteration and their order. Each key is written only when its option
 # is given, so runs without them keep their training_options.json.
 def _paper_kwargs(c, opts, run):
+    _optimizer_choice(c, opts)
+    if opts.clip is not None:
+        c.D_clip = opts.clip
     if opts.g_steps is not None:
         c.G_steps = opts.g_steps
     if opts.d_steps is not None:
         c.D_steps = opts.d_steps
     if opts.step_order is not None:
         c.step_order = opts.step_order
+
+# --optim and --betas on G's and D's optimizers, keeping their learning rates (--glr, --dlr, the --cfg value).
+def _optimizer_choice(c, opts):
+    optim = opts.optim if opts.optim is not None else 'adam'
+    if opts.betas is not None and optim != 'adam':
+        raise click.ClickException(f'--betas applies to --optim=adam only (now --optim={optim}); drop --betas')
+    for key in ('G_opt_kwargs', 'D_opt_kwargs'):
+        if optim == 'rmsprop':
+            c[key] = dnnlib.EasyDict(class_name='torch.optim.RMSprop', lr=c[key].lr, alpha=0.99, eps=1e-8)
+        elif optim == 'sgd':
+            c[key] = dnnlib.EasyDict(class_name='torch.optim.SGD', lr=c[key].lr)
+        elif opts.betas is not None:
+            c[key].betas = list(opts.betas)
+
+# --betas=B1,B2: two numbers in [0, 1).
+class BetasType(click.ParamType):
+    name = 'B1,B2'
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        try:
+            betas = [float(item) for item in str(value).split(',')]
+        except ValueError:
+            betas = []
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            self.fail(f'"{value}" is not two numbers in [0, 1) separated by a comma, e.g. --betas=0.5,0.999', param, ctx)
+        return betas
 
 # The run folder's name after its number (official pattern): the dataset, then each option the user gave that
 # changes the run, in a fixed order. Values are read from the final config where it holds them.
@@ -595,7 +626,8 @@ def _launched_by_torchrun():
 @click.option('--gamma',        help='R1 regularization weight  [default: from --cfg]', type=cli.FiniteFloat(min=0))
 @click.option('--gan-loss',     help='Adversarial loss: logistic = non-saturating, softplus(-D(G(z))) for G (StyleGAN2); wgan-gp = '
                                      'Wasserstein + gradient penalty 10 (Gulrajani et al. 2017); lsgan = least squares, a=0, b=c=1 '
-                                     '(Mao et al. 2017); hinge (Lim & Ye 2017). Equations: docs/toy-lab.md  [default: logistic]',
+                                     '(Mao et al. 2017); hinge (Lim & Ye 2017); wgan = plain Wasserstein, G -l, D l_fake - l_real (Arjovsky et al. '
+                                     '2017; pair with --clip=0.01). Equations: docs/toy-lab.md  [default: logistic]',
               type=click.Choice(list(GAN_LOSSES)))
 @click.option('--kimg',         help='Training duration in thousands of images  [default: from --cfg]', type=cli.FiniteFloat(min=0, min_open=True))
 @click.option('--batch',        help='Total batch size over all processes  [default: from --cfg]', type=click.IntRange(min=1))
@@ -615,6 +647,13 @@ def _launched_by_torchrun():
                                      'update]  [default: 1]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--step-order',   help='Which network steps first in an iteration [P²GAN, MDGAN: d-first (spec §1.3, §3.3)]  [default: g-first]',
               type=click.Choice(['g-first', 'd-first']))
+@click.option('--optim',        help='Optimizer of G and D, at --glr/--dlr: adam; rmsprop (alpha 0.99, eps 1e-8) [WGAN paper, masked paper '
+                                     'spec §2.6.10]; sgd (no momentum)  [default: adam]', type=click.Choice(['adam', 'rmsprop', 'sgd']))
+@click.option('--betas',        help='Adam betas of G and D [P²GAN §5.2: 0,0.999; MDGAN App. C and the unrolled-GAN ring: 0.5,0.999]  '
+                                     '[default: from --cfg: 0,0.99; toy: 0.5,0.999]', type=BetasType())
+@click.option('--clip',         help='Clip every D parameter to [-C, C] after each D step (weight clipping) [WGAN: 0.01 with --gan-loss=wgan; '
+                                     'masked paper spec §2.6.10]; allowed with every loss  [default: none]', type=cli.FiniteFloat(min=0, min_open=True),
+              metavar='C')
 
 # Discriminator augmentation.
 @click.option('--aug',          help='Augmentation mode  [default: ada]', type=click.Choice(['noaug', 'ada', 'fixed']))

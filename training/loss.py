@@ -110,6 +110,9 @@ def path_lengths(img, ws, noise):
 #   wgan-gp   Wasserstein with gradient penalty (Gulrajani et al. 2017, Eq. 3):
 #             G: -l           D: l_fake - l_real + gp_weight * (||grad D(x_hat)|| - 1)^2,
 #             x_hat = e * x_real + (1 - e) * x_fake, e ~ U[0, 1] per sample (penalty in the D main step).
+#   wgan      plain Wasserstein (Arjovsky et al. 2017, Algorithm 1), Lipschitz only by weight clipping (the
+#             training loop's D_clip, train.py --clip):
+#             G: -l           D: l_fake - l_real
 
 GAN_LOSSES = {
     'logistic': dict(Gmain=lambda l: torch.nn.functional.softplus(-l), Dreal=lambda l: torch.nn.functional.softplus(-l),
@@ -117,6 +120,7 @@ GAN_LOSSES = {
     'hinge':    dict(Gmain=lambda l: -l, Dreal=lambda l: torch.relu(1 - l), Dgen=lambda l: torch.relu(1 + l)),
     'lsgan':    dict(Gmain=lambda l: (l - 1).square() / 2, Dreal=lambda l: (l - 1).square() / 2, Dgen=lambda l: l.square() / 2),
     'wgan-gp':  dict(Gmain=lambda l: -l, Dreal=lambda l: -l, Dgen=lambda l: l),
+    'wgan':     dict(Gmain=lambda l: -l, Dreal=lambda l: -l, Dgen=lambda l: l),
 }
 
 # Gradient penalty of WGAN-GP on random interpolates of reals and fakes (same
@@ -133,8 +137,8 @@ def gradient_penalty(score_fn, real_img, fake_img):
 # gan_loss), R1 on reals and path-length regularisation for G (both lazy:
 # `gain` is the phase interval), style mixing between two latents.
 #
-# Subclasses plug in through the hooks below (priors.loss.PriorLoss routes them
-# to the priors). Every hook gets the step it runs in ('Gmain', 'Gpl', 'Dgen',
+# Subclasses plug in through the hooks below (a plugin's loss subclass routes
+# them to its parts). Every hook gets the step it runs in ('Gmain', 'Gpl', 'Dgen',
 # 'Dreal', 'Dr1', or an extra phase's name) and `batch`, the RealBatch of the
 # round, including in G steps.
 #   transform_latents(z, c, step, role, batch) -> (z, c)   before the mapping; role 'main' or 'mix'
@@ -158,7 +162,7 @@ class StyleGAN2Loss(Loss):
         pl_batch_shrink     = 2,    # Path-length batch = batch // pl_batch_shrink.
         pl_decay            = 0.01, # Decay of the running mean path length.
         pl_weight           = 2,    # Path-length weight; 0 = disable.
-        gan_loss            = 'logistic', # Adversarial loss: 'logistic', 'hinge', 'lsgan' or 'wgan-gp' (see GAN_LOSSES).
+        gan_loss            = 'logistic', # Adversarial loss: 'logistic', 'hinge', 'lsgan', 'wgan-gp' or 'wgan' (see GAN_LOSSES).
         gp_weight           = 10,   # WGAN-GP's penalty weight (Gulrajani et al. 2017: 10); only with gan_loss='wgan-gp'.
     ):
         super().__init__()

@@ -2,7 +2,7 @@
 
 A transform is a class named by a `dict(class_name=..., **kwargs)` spec, built as `cls(**kwargs)` and called
 as `transform(z, c, *, G, D) -> (z, c)` under `torch.no_grad()` (G: the generator images are made with,
-usually G_ema; D: the snapshot's discriminator). A run's specs (from the priors' `sample_transform_kwargs()`)
+usually G_ema; D: the snapshot's discriminator). A run's specs (from the loss plugins' `sample_transform_kwargs()`)
 are stored in every network snapshot under 'sample_transform_kwargs', so that `generate.py`,
 `style_mixing.py`, the metrics and the training image grids rebuild them from the snapshot alone; each of
 them can switch them off (`--prior-sampling=false`). Several transforms chain in their listed order.

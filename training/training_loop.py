@@ -497,7 +497,7 @@ def _restore_resume_state(resume, state, phases, ada, loss, device, num_gpus, ra
         if rank == 0:
             print(f'Note: the snapshot was written by {resume.get("num_gpus")} processes, this run has {num_gpus}: '
                   f'RNG, sampler and per-rank loss state start fresh, so the run will not continue exactly '
-                  f'(the shared state, e.g. the priors\' fitted models and pretraining, is kept).')
+                  f'(the shared state, e.g. the plugins\' fitted models and pretraining, is kept).')
         return
     loss.load_rank_state_dict(resume.rank_state('loss'))
     _set_rng_state(resume.rank_state('rng'), device)
@@ -538,7 +538,7 @@ def calc_and_report_metrics(metrics, G, dataset_kwargs, num_gpus, rank, device, 
     from metrics import metric_main
     results = dict()
     # One call, so that metrics needing the same generated images share one generator pass. The snapshot
-    # dict lets metrics find state saved with the run (e.g. a prior's GMM for QS/DDS).
+    # dict lets metrics find state saved with the run (e.g. a plugin's fitted model for its metrics).
     for result in metric_main.calc_metrics(metrics, G=G, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
                                            device=device, snapshot=snapshot):
         if rank == 0:

@@ -5,6 +5,7 @@ wrapped to record what ran; each fails when its knob is ignored.
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -35,7 +36,10 @@ def _run(tmp_path, c, kimg=None, monkeypatch=None):
     original = loop_module._run_phase
     def recording(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
         calls.append((phase.name, real_img[0][0].flatten().tolist(), gen_z[0][0].tolist()))
+        D_max = max(float(p.abs().max()) for p in loss.D.parameters())
+        opts.append(dnnlib.EasyDict(name=phase.name, opt=phase.opt, lr=phase.opt.param_groups[0]['lr'], D_max=D_max, loss=loss))
         return original(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus)
+    opts = _run.opts = []
     monkeypatch.setattr(loop_module, '_run_phase', recording)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -80,5 +84,53 @@ def test_step_order_d_first(tmp_path, monkeypatch):
     c = _config(tmp_path, '--step-order=d-first')
     _result, calls = _run(tmp_path, c, kimg=0.032, monkeypatch=monkeypatch)
     assert [name for name, _, _ in calls] == ['Dboth', 'Gboth'] * 2
+
+#----------------------------------------------------------------------------
+# 3. --optim / --betas
+
+@pytest.mark.parametrize('optim, cls', [('rmsprop', torch.optim.RMSprop), ('sgd', torch.optim.SGD), ('adam', torch.optim.Adam)])
+def test_optim_builds_that_optimizer_at_the_configured_lr(tmp_path, monkeypatch, optim, cls):
+    c = _config(tmp_path, f'--optim={optim}', '--glr=0.003', '--dlr=0.002')
+    _run(tmp_path, c, kimg=0.016, monkeypatch=monkeypatch)
+    used = {o.name: o for o in _run.opts}
+    assert type(used['Gboth'].opt) is cls and type(used['Dboth'].opt) is cls
+    assert (used['Gboth'].lr, used['Dboth'].lr) == (0.003, 0.002)
+
+def test_betas_reach_adam_for_toy_and_stylegan_configs(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--betas=0.1,0.9')
+    _run(tmp_path, c, kimg=0.016, monkeypatch=monkeypatch)
+    assert [tuple(o.opt.param_groups[0]['betas']) for o in _run.opts] == [(0.1, 0.9)] * 2
+    ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=stylegan2', '--betas=0.2,0.8', '--optim=adam'])
+    c, _ = train.setup_training_loop_kwargs(ctx.params)
+    assert c.G_opt_kwargs.betas == c.D_opt_kwargs.betas == [0.2, 0.8]
+    for args, message in [(['--optim=sgd', '--betas=0.5,0.9'], '--betas applies to --optim=adam only'),
+                          (['--betas=0.5'], 'is not two numbers in [0, 1)')]:
+        with pytest.raises(Exception, match=re.escape(message)):
+            ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=toy', f'--data={DATA}', *args])
+            train.setup_training_loop_kwargs(ctx.params)
+
+#----------------------------------------------------------------------------
+# 4. --gan-loss=wgan and --clip
+
+def test_wgan_loss_matches_its_float64_definition():
+    from training.loss import GAN_LOSSES
+    l = torch.tensor([[-1.5], [0.25], [3.0]], dtype=torch.float64)
+    assert torch.equal(GAN_LOSSES['wgan']['Gmain'](l), -l)
+    d = GAN_LOSSES['wgan']['Dgen'](l) + GAN_LOSSES['wgan']['Dreal'](l.flip(0))   # l_fake - l_real
+    assert torch.equal(d, l - l.flip(0))
+
+def test_clip_holds_every_D_parameter_after_each_D_step(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--gan-loss=wgan', '--clip=0.01', '--d-steps=2', '--optim=rmsprop')
+    assert c.D_clip == 0.01 and c.loss_kwargs.gan_loss == 'wgan'
+    result, _calls = _run(tmp_path, c, kimg=0.096, monkeypatch=monkeypatch)
+    after_D = [o.D_max for i, o in enumerate(_run.opts) if i > 0 and _run.opts[i - 1].name == 'Dboth']
+    assert after_D and max(after_D) <= np.float32(0.01)                 # every phase after a D step sees a clipped D
+    assert max(float(p.abs().max()) for p in result.D.parameters()) <= np.float32(0.01)
+    c = _config(tmp_path, '--gan-loss=wgan')                  # without --clip, PyTorch's initialisation exceeds 0.01
+    result, _calls = _run(tmp_path, c, kimg=0.016, monkeypatch=monkeypatch)
+    assert max(float(p.abs().max()) for p in result.D.parameters()) > 0.01
+    c = _config(tmp_path, '--clip=0.05')                      # with any loss
+    result, _calls = _run(tmp_path, c, kimg=0.016, monkeypatch=monkeypatch)
+    assert max(float(p.abs().max()) for p in result.D.parameters()) <= np.float32(0.05)
 
 #----------------------------------------------------------------------------
