@@ -19,6 +19,7 @@ from torch_utils import custom_ops
 from torch_utils import misc
 from torch_utils import training_stats
 from training import toy_data
+from training import toy_lab
 from training import training_loop as training_loop_module
 from training.augment import augpipe_specs
 from training.loss import GAN_LOSSES
@@ -434,6 +435,7 @@ def _toy_kwargs(c, opts, run):
 # wrote and before the priors read it: steps per iteration and their order. Each key is written only when its option
 # is given, so runs without them keep their training_options.json.
 def _paper_kwargs(c, opts, run):
+    _latent_and_toy_net(c, opts, run)
     _optimizer_choice(c, opts)
     if opts.clip is not None:
         c.D_clip = opts.clip
@@ -443,6 +445,30 @@ def _paper_kwargs(c, opts, run):
         c.D_steps = opts.d_steps
     if opts.step_order is not None:
         c.step_order = opts.step_order
+
+# --toy-net, --z-dist, --z-dim. A preset sets the networks' layers and the latent defaults of its paper;
+# --z-dist and --z-dim override those. The latent distribution lives in the toy G (its mapping turns the
+# N(0, I) input into it), so generate.py, the metrics and the snapshot grids use it without options.
+def _latent_and_toy_net(c, opts, run):
+    from training import toy_networks
+    if not toy_lab.is_toy_networks(c.G_kwargs):
+        for key, given in (('toy-net', opts.toy_net), ('z-dist', opts.z_dist if opts.z_dist != 'normal' else None)):
+            if given is not None:
+                raise click.ClickException(f'--{key}={given} applies to --cfg=toy only (the StyleGAN mapping network takes '
+                                           f'N(0, I) latents); drop it or train toy data')
+        if opts.z_dim is not None:
+            c.G_kwargs.z_dim = opts.z_dim
+        return
+    preset = toy_networks.TOY_NET_PRESETS[opts.toy_net if opts.toy_net is not None else 'default']
+    if opts.toy_net is not None:
+        c.G_kwargs.synthesis_kwargs.update(preset['G'])
+        c.D_kwargs.update(preset['D'])
+    z_dist = opts.z_dist if opts.z_dist is not None else (preset['z_dist'] if opts.toy_net is not None else None)
+    z_dim = opts.z_dim if opts.z_dim is not None else (preset['z_dim'] if opts.toy_net is not None else None)
+    if z_dist is not None:
+        c.G_kwargs.mapping_kwargs.z_dist = z_dist
+    if z_dim is not None:
+        c.G_kwargs.z_dim = c.G_kwargs.w_dim = z_dim  # the toy mapping is w = z
 
 # --optim and --betas on G's and D's optimizers, keeping their learning rates (--glr, --dlr, the --cfg value).
 def _optimizer_choice(c, opts):
@@ -647,6 +673,16 @@ def _launched_by_torchrun():
                                      'update]  [default: 1]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--step-order',   help='Which network steps first in an iteration [P²GAN, MDGAN: d-first (spec §1.3, §3.3)]  [default: g-first]',
               type=click.Choice(['g-first', 'd-first']))
+@click.option('--z-dist',       help='Latent distribution of G: normal = N(0, I); uniform = U(-1, 1)^d [masked paper Table 1]; uniform01 = '
+                                     'U[0, 1]^d [MDGAN App. C]. Kept in G, so generate.py and the metrics use it too; toy only  '
+                                     '[default: normal, or the --toy-net preset\'s]', type=click.Choice(['normal', 'uniform', 'uniform01']))
+@click.option('--z-dim',        help='Latent size of G [masked Table 1: 2; MDGAN App. C: 3; unrolled GAN: 256]  [default: 2 for toy, 512 '
+                                     'otherwise, or the --toy-net preset\'s]', type=click.IntRange(min=1), metavar='INT')
+@click.option('--toy-net',      help='Toy networks of a paper: masked-table1 (Goerttler & Kloft Table 1: G tanh output, D 3 x 128 tanh, '
+                                     'U(-1,1)^2 latents), masked-table1-sigmoid (its critic with the sigmoid inside D, spec §2.2), mdgan-appc '
+                                     '(Che et al. App. C: D one 128 ReLU layer, U[0,1]^3 latents), unrolled (Metz et al. 2017 ring: G and D '
+                                     '2 x 128 ReLU, 256-D N(0, I) latents); docs/toy-lab.md  [default: default = today\'s toy networks]',
+              type=click.Choice(['default', 'masked-table1', 'masked-table1-sigmoid', 'mdgan-appc', 'unrolled']))
 @click.option('--optim',        help='Optimizer of G and D, at --glr/--dlr: adam; rmsprop (alpha 0.99, eps 1e-8) [WGAN paper, masked paper '
                                      'spec §2.6.10]; sgd (no momentum)  [default: adam]', type=click.Choice(['adam', 'rmsprop', 'sgd']))
 @click.option('--betas',        help='Adam betas of G and D [P²GAN §5.2: 0,0.999; MDGAN App. C and the unrolled-GAN ring: 0.5,0.999]  '

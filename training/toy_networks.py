@@ -2,6 +2,7 @@
 
 G (Goerttler & Kloft Table 1; Che et al. App. C): z -> FC 128 ReLU -> FC 128 ReLU -> FC 2 (linear).
 D (Goerttler & Kloft Table 1): x -> FC 128 tanh x 3 -> FC 1 (the logit; the loss applies the sigmoid).
+Other papers' pairs and latent distributions: TOY_NET_PRESETS (train.py --toy-net) and LATENT_DISTRIBUTIONS (--z-dist).
 
 The interfaces are those of training/networks.py, so the loop, the loss, the
 metrics, generate.py and every prior use the toy networks unchanged:
@@ -34,7 +35,26 @@ from torch_utils import persistence
 
 #----------------------------------------------------------------------------
 
-_ACTIVATIONS = dict(relu=torch.relu, tanh=torch.tanh, lrelu=lambda x: torch.nn.functional.leaky_relu(x, 0.2), linear=lambda x: x)
+_ACTIVATIONS = dict(relu=torch.relu, tanh=torch.tanh, lrelu=lambda x: torch.nn.functional.leaky_relu(x, 0.2), linear=lambda x: x,
+                    sigmoid=torch.sigmoid)
+
+# Latent distributions of the toy G (mapping_kwargs.z_dist). G's input z is always N(0, I), as everywhere in
+# the code base (training loop, grids, metrics, generate.py); the mapping turns it into the chosen distribution
+# first, through the normal CDF Phi, which maps N(0, 1) exactly onto U(0, 1):
+#   normal     z                                 N(0, I) (default)
+#   uniform    2 Phi(z) - 1 = erf(z / sqrt(2))   U(-1, 1)^d (masked paper Table 1)
+#   uniform01  Phi(z)                            U[0, 1]^d (MDGAN App. C)
+LATENT_DISTRIBUTIONS = ('normal', 'uniform', 'uniform01')
+
+def latent_from_normal(z, z_dist):
+    """The latent of distribution z_dist that G uses for the N(0, I) input z."""
+    if z_dist == 'normal':
+        return z
+    if z_dist == 'uniform':
+        return torch.erf(z * (0.5 ** 0.5))
+    if z_dist == 'uniform01':
+        return (torch.erf(z * (0.5 ** 0.5)) + 1) * 0.5
+    raise ValueError(f'z_dist must be one of {", ".join(LATENT_DISTRIBUTIONS)}, got {z_dist!r}')
 
 def _check_toy_shape(owner, c_dim, img_resolution, img_channels):
     if c_dim != 0:
@@ -60,18 +80,24 @@ class ToyMappingNetwork(torch.nn.Module):
         w_dim,                  # Intermediate latent size (= z_dim).
         num_ws,                 # Copies of w to output.
         w_avg_beta  = 0.995,    # Decay of the running mean of w used by truncation; None = no w_avg.
+        z_dist      = 'normal', # Latent distribution G uses: w = latent_from_normal(z, z_dist) (see LATENT_DISTRIBUTIONS).
     ):
         super().__init__()
         if w_dim != z_dim:
             raise ValueError(f'ToyMappingNetwork: w = z, so w_dim must equal z_dim; got z_dim={z_dim}, w_dim={w_dim}')
+        if z_dist not in LATENT_DISTRIBUTIONS:
+            raise ValueError(f'ToyMappingNetwork: z_dist must be one of {", ".join(LATENT_DISTRIBUTIONS)}, got {z_dist!r}')
         _check_toy_shape('ToyMappingNetwork', c_dim, 1, 1)
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.w_avg_beta = z_dim, c_dim, w_dim, num_ws, w_avg_beta
+        self.z_dist = z_dist
         if w_avg_beta is not None:
             self.register_buffer('w_avg', torch.zeros([w_dim]))
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, skip_w_avg_update=False):
         misc.assert_shape(z, [None, self.z_dim])
         x = z.to(torch.float32)
+        if self.z_dist != 'normal':
+            x = latent_from_normal(x, self.z_dist)
 
         # Track the running mean while training.
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
@@ -99,10 +125,13 @@ class ToySynthesisNetwork(torch.nn.Module):
         activation      = 'relu',   # Hidden activation: relu, lrelu, tanh or linear.
         num_ws          = 2,        # Copies of w it takes (reads the first).
         side_kwargs     = None,     # dict(class_name=..., **kwargs) of a side module S; None = disable.
+        out_activation  = 'linear', # Output activation: linear (data units), tanh (masked paper Table 1: data in (-1, 1)^2), ...
     ):
         super().__init__()
         _check_toy_shape('ToySynthesisNetwork', 0, img_resolution, img_channels)
         _check_activation('ToySynthesisNetwork', activation)
+        _check_activation('ToySynthesisNetwork', out_activation)
+        self.out_activation = out_activation
         if num_ws < 1:
             raise ValueError(f'ToySynthesisNetwork: num_ws must be >= 1, got {num_ws}')
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
@@ -128,10 +157,14 @@ class ToySynthesisNetwork(torch.nn.Module):
             x = act(layer(x))
             if self.side is not None:
                 x = self.side(i, x[:, :, None, None], side).flatten(1)  # S sees conv-shaped [N, C, 1, 1]
-        return self.out(x).reshape(-1, self.img_channels, 1, 1)
+        x = self.out(x)
+        if self.out_activation != 'linear':
+            x = _ACTIVATIONS[self.out_activation](x)
+        return x.reshape(-1, self.img_channels, 1, 1)
 
     def extra_repr(self):
-        return f'w_dim={self.w_dim}, hidden={self.hidden}, activation={self.activation}, img_channels={self.img_channels}'
+        return (f'w_dim={self.w_dim}, hidden={self.hidden}, activation={self.activation}, out_activation={self.out_activation}, '
+                f'img_channels={self.img_channels}')
 
 #----------------------------------------------------------------------------
 # Generator: the same constructor and call as training.networks.Generator.
@@ -169,10 +202,13 @@ class ToyDiscriminator(torch.nn.Module):
         out_dim         = None,     # Width of the raw output; None = 1 logit.
         feature_kwargs  = None,     # dict(class_name=..., **kwargs) of a feature module F; None = disable.
         feature_at      = 'out',    # Concatenate F's features before the output layer ('out') or the last hidden layer ('fc').
+        out_activation  = 'linear', # Output activation: linear (the logit) or sigmoid (the masked paper's critic, spec §2.2).
     ):
         super().__init__()
         _check_toy_shape('ToyDiscriminator', c_dim, img_resolution, img_channels)
         _check_activation('ToyDiscriminator', activation)
+        _check_activation('ToyDiscriminator', out_activation)
+        self.out_activation = out_activation
         if feature_at not in ('out', 'fc'):
             raise ValueError(f'ToyDiscriminator: feature_at must be "out" or "fc", got {feature_at!r}')
         if len(hidden) < 1:
@@ -209,10 +245,34 @@ class ToyDiscriminator(torch.nn.Module):
             x = act(layer(x))
         if extra is not None and self.feature_at == 'out':
             x = torch.cat([x, extra], dim=1)
-        return self.out(x)
+        x = self.out(x)
+        return x if self.out_activation == 'linear' else _ACTIVATIONS[self.out_activation](x)
 
     def extra_repr(self):
-        return f'hidden={self.hidden}, activation={self.activation}, out_dim={self.out_dim}'
+        return f'hidden={self.hidden}, activation={self.activation}, out_activation={self.out_activation}, out_dim={self.out_dim}'
+
+#----------------------------------------------------------------------------
+# The papers' toy networks (train.py --toy-net): G_kwargs / D_kwargs overrides and the latent defaults.
+# 'default' is today's pair (G of Table 1 with a linear output, D of Table 1 with a logit).
+#   masked-table1          Goerttler & Kloft Table 1: G z (2-D U(-1,1)) -> FC 128 ReLU x 2 -> FC 2 tanh;
+#                          D FC 128 tanh x 3 -> FC 1 (the logit; the loss applies the sigmoid)
+#   masked-table1-sigmoid  the same with the sigmoid inside D, as the paper's critic keeps it for WGAN (spec §2.2, §2.6.1)
+#   mdgan-appc             Che et al. App. C: G z (3-D U[0,1]) -> FC 128 ReLU x 2 -> FC 2; D: one FC layer of
+#                          ReLU units (width silent: 128, spec §3.6.14) -> FC 1
+#   unrolled               the unrolled-GAN ring networks (Metz et al. 2017, used by RFGAN's Fig. 3): G z (256-D
+#                          N(0, I)) -> FC 128 ReLU x 2 -> FC 2; D FC 128 ReLU x 2 -> FC 1
+
+TOY_NET_PRESETS = {
+    'default':               dict(G=dict(), D=dict(), z_dist='normal', z_dim=2),
+    'masked-table1':         dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
+                                  D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='linear'), z_dist='uniform', z_dim=2),
+    'masked-table1-sigmoid': dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
+                                  D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='sigmoid'), z_dist='uniform', z_dim=2),
+    'mdgan-appc':            dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
+                                  D=dict(hidden=[128], activation='relu', out_activation='linear'), z_dist='uniform01', z_dim=3),
+    'unrolled':              dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
+                                  D=dict(hidden=[128, 128], activation='relu', out_activation='linear'), z_dist='normal', z_dim=256),
+}
 
 #----------------------------------------------------------------------------
 # True for generators whose "images" are 2-D points (resolution 1, 2 channels).

@@ -134,3 +134,66 @@ def test_clip_holds_every_D_parameter_after_each_D_step(tmp_path, monkeypatch):
     assert max(float(p.abs().max()) for p in result.D.parameters()) <= np.float32(0.05)
 
 #----------------------------------------------------------------------------
+# 5. --z-dist / --z-dim: the latent distribution lives in the toy G
+
+def test_latent_from_normal_against_the_float64_normal_cdf():
+    import scipy.stats
+    from training.toy_networks import latent_from_normal
+    z = torch.linspace(-6, 6, 241, dtype=torch.float64)
+    phi = torch.from_numpy(scipy.stats.norm.cdf(z.numpy()))
+    torch.testing.assert_close(latent_from_normal(z, 'uniform01'), phi, rtol=0, atol=1e-12)
+    torch.testing.assert_close(latent_from_normal(z, 'uniform'), 2 * phi - 1, rtol=0, atol=1e-12)
+    assert latent_from_normal(z, 'normal') is z
+    u = latent_from_normal(torch.randn([20000], generator=torch.Generator().manual_seed(1), dtype=torch.float64), 'uniform')
+    assert scipy.stats.kstest(u.numpy(), 'uniform', args=(-1, 2)).pvalue > 1e-3   # U(-1, 1), not N(0, 1)
+
+def test_z_dist_and_z_dim_reach_G_and_survive_the_pickle(tmp_path, monkeypatch):
+    import pickle
+    c = _config(tmp_path, '--z-dist=uniform01', '--z-dim=3')
+    result, _calls = _run(tmp_path, c, kimg=0.016, monkeypatch=monkeypatch)
+    for G in (result.G, pickle.loads(pickle.dumps(result.G_ema))):
+        assert G.z_dim == 3 and G.mapping.z_dist == 'uniform01'
+        z = torch.randn([64, 3], generator=torch.Generator().manual_seed(0))
+        ws = G.mapping(z, None, skip_w_avg_update=True)
+        torch.testing.assert_close(ws[:, 0], (torch.erf(z / 2 ** 0.5) + 1) / 2)
+        assert float(ws.min()) >= 0 and float(ws.max()) <= 1
+    c = _config(tmp_path)
+    assert 'z_dist' not in c.G_kwargs.mapping_kwargs and c.G_kwargs.z_dim == 2     # no option: today's G
+    with pytest.raises(Exception, match='--z-dist=uniform applies to --cfg=toy only'):
+        ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=stylegan2', '--z-dist=uniform'])
+        train.setup_training_loop_kwargs(ctx.params)
+    ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=stylegan2', '--z-dim=64'])
+    assert train.setup_training_loop_kwargs(ctx.params)[0].G_kwargs.z_dim == 64
+
+#----------------------------------------------------------------------------
+# 6. --toy-net presets
+
+def _layers(net):
+    return [(layer.in_features, layer.out_features) for layer in list(net.layers) + [net.out]]
+
+def test_toy_net_presets_build_the_papers_networks(tmp_path):
+    from training.toy_networks import ToyDiscriminator, ToyGenerator
+    expected = {
+        'masked-table1':         ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'linear'),
+        'masked-table1-sigmoid': ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'sigmoid'),
+        'mdgan-appc':            ('uniform01', [(3, 128), (128, 128), (128, 2)], 'linear', [(2, 128), (128, 1)], 'relu', 'linear'),
+        'unrolled':              ('normal', [(256, 128), (128, 128), (128, 2)], 'linear', [(2, 128), (128, 128), (128, 1)], 'relu', 'linear'),
+    }
+    for preset, (z_dist, G_layers, G_out, D_layers, D_act, D_out) in expected.items():
+        c = _config(tmp_path, f'--toy-net={preset}')
+        G = ToyGenerator(c_dim=0, img_resolution=1, img_channels=2, **{k: v for k, v in c.G_kwargs.items() if k != 'class_name'})
+        D = ToyDiscriminator(c_dim=0, img_resolution=1, img_channels=2, **{k: v for k, v in c.D_kwargs.items() if k != 'class_name'})
+        assert G.mapping.z_dist == z_dist and _layers(G.synthesis) == G_layers and G.synthesis.out_activation == G_out, preset
+        assert (G.synthesis.activation, D.activation, D.out_activation) == ('relu', D_act, D_out) and _layers(D) == D_layers, preset
+        with torch.no_grad():
+            x = G(torch.randn([256, G.z_dim]) * 10, None)
+            score = D(x * 10, None)
+        if G_out == 'tanh':
+            assert float(x.abs().max()) < 1
+        if D_out == 'sigmoid':
+            assert 0 <= float(score.min()) and float(score.max()) <= 1
+    c = _config(tmp_path, '--toy-net=mdgan-appc', '--z-dist=normal', '--z-dim=5')    # explicit latents override the preset
+    assert (c.G_kwargs.mapping_kwargs.z_dist, c.G_kwargs.z_dim, c.G_kwargs.w_dim) == ('normal', 5, 5)
+    assert _config(tmp_path, '--toy-net=default').D_kwargs == _config(tmp_path).D_kwargs
+
+#----------------------------------------------------------------------------
