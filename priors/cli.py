@@ -13,17 +13,25 @@ baseline, bit for bit. Options of a prior that is not selected are refused.
 
 A prior with command-line options registers the module that holds them,
 `@register_prior('name', cli='priors.<paper>.cli')`, so adding a prior touches only its own
-package. That module defines:
+package. The module is imported when train.py builds its options; if it cannot be imported, that
+prior's section of `--help` and `--prior=name` say so in one line, and the other priors work. It defines:
 
     TITLE                   the heading of its section in train.py --help (paper and what it adds)
     OPTIONS                 a list of priors.cli.option('--flag', ...), each taking click.option()'s arguments
-    prior_kwargs(opts, c)   -> dict: the prior's constructor kwargs from the parsed options (a dict with every
-                            option of train.py) and the config so far (dataset final); raises
-                            click.ClickException naming the flag at fault
+    prior_kwargs(opts, c)   optional -> dict: the prior's constructor kwargs from the parsed options (a dict
+                            with every option of train.py) and the config so far (dataset final); raises
+                            click.ClickException naming the flag at fault. Without it, the kwargs are those of
+                            the options declared with `arg=` (see option()).
 
-An option defaults to None ("not given"), so that configure() can tell which options were given;
-the module applies its own defaults and says them in the help text.
+Each default is written once. An option declared with `arg='name'` sets that constructor argument of
+the prior, and its default IS the constructor's default: `--help` shows it, and `resolve()` returns it
+when the option is not given. Defaults that depend on the run are declared next to it, also once:
+`demo=` (train.py's demo config), `toy=` (the toy lab, --cfg=toy). A default that the cli module
+derives (from a preset, the dataset, another option) is described by `default_text=`. The click
+option itself defaults to None ("not given"), so that configure() can tell which options were given.
 """
+
+import inspect
 
 import click
 
@@ -31,20 +39,37 @@ import dnnlib
 from dnnlib import cli as dnnlib_cli
 from priors import base
 from priors import registry
+from training import toy_lab
 
 #----------------------------------------------------------------------------
-# Helpers for the priors' cli modules.
+# Declaring an option: the helpers for the priors' cli modules.
 
-# One command-line option of a prior, declared like click.option(*param_decls, **attrs). Float options
-# refuse NaN and infinity (issue 15): type=float and click.FloatRange become dnnlib.cli.FiniteFloat.
-def option(*param_decls, **attrs):
+_UNSET = type('Unset', (), {'__repr__': lambda self: '<unset>'})()  # "no default declared here"
+CONTEXTS = ('demo', 'toy')  # run-dependent defaults: train.py's demo config, the toy lab (--cfg=toy)
+
+# One command-line option of a prior, declared like click.option(*param_decls, **attrs), plus where its default lives:
+#   arg=NAME            the constructor argument of the prior that the option sets; its default is the constructor's
+#   default=VALUE       the default of an option without arg= (one that prior_kwargs() reads itself)
+#   demo=, toy=         the default in train.py's demo config / in the toy lab, where it differs
+#   default_text=TEXT   what --help says the default is; '{}' in it stands for the default value. Needed where
+#                       prior_kwargs() derives the default (e.g. "the preset's", "G's z_dim")
+#   to_arg={CLI: ARG}   option values spelled differently in the constructor (e.g. {'per-dim': 'per_dim'})
+# `--help` gets '  [default: ...]' appended from these; write no default into help=. Float options refuse NaN
+# and infinity (issue 15): type=float and click.FloatRange become dnnlib.cli.FiniteFloat.
+def option(*param_decls, arg=None, default=_UNSET, demo=_UNSET, toy=_UNSET, default_text=None, to_arg=None, **attrs):
+    if 'default' in attrs or 'show_default' in attrs:
+        raise TypeError(f'priors.cli.option{param_decls}: the click default stays None; declare the default with arg= or default=')
+    if arg is not None and default is not _UNSET:
+        raise TypeError(f'priors.cli.option{param_decls}: arg="{arg}" takes the constructor\'s default; do not repeat it with default=')
     kind = attrs.get('type')
     if kind is float:
         attrs = dict(attrs, type=dnnlib_cli.FiniteFloat())
     elif isinstance(kind, click.FloatRange) and not isinstance(kind, dnnlib_cli.FiniteFloat):
         attrs = dict(attrs, type=dnnlib_cli.FiniteFloat(min=kind.min, max=kind.max, min_open=kind.min_open,
                                                         max_open=kind.max_open, clamp=kind.clamp))
-    return dnnlib.EasyDict(param_decls=param_decls, attrs=attrs)
+    variants = {name: value for name, value in zip(CONTEXTS, (demo, toy)) if value is not _UNSET}
+    return dnnlib.EasyDict(param_decls=param_decls, attrs=attrs, arg=arg, default=default, variants=variants,
+                           default_text=default_text, to_arg=dict(to_arg or {}))
 
 # '--flag-name' of an option's parameter name.
 def flag(key):
@@ -54,6 +79,122 @@ def flag(key):
 def is_demo(opts):
     return opts.get('cfg') == 'demo' or (opts.get('cfg') is None and opts.get('data') is None)
 
+# The run's context for the demo= / toy= defaults: 'toy' (toy_lab's answer), 'demo' or None.
+def run_context(opts, c):
+    data = (c or {}).get('training_set_kwargs') or {}
+    if toy_lab.is_toy_run(c or {}) or (isinstance(data.get('path'), str) and toy_lab.is_toy_data(data['path'])):
+        return 'toy'
+    return 'demo' if is_demo(opts) else None
+
+# How a default reads in --help: 0.1, 1e-05, 1 (true), full, -5,1.
+def format_value(value):
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f'{value:g}'
+    if isinstance(value, (tuple, list)):
+        return ','.join(format_value(v) for v in value)
+    return 'none' if value is None else str(value)
+
+#----------------------------------------------------------------------------
+# Reading the declarations: defaults, help text, values.
+
+# Keyword defaults of a prior class's constructor: {argument: default}.
+def constructor_defaults(cls):
+    params = inspect.signature(cls.__init__).parameters
+    return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+
+# The default of an option in a context (None = the run's context has none of its own): the context's variant, else
+# the constructor's default (arg=), else its declared default, else None (prior_kwargs() derives it).
+def default_of(spec, cls, context=None):
+    if context in spec.variants:
+        return spec.variants[context]
+    if spec.arg is not None:
+        value = constructor_defaults(cls).get(spec.arg)
+        inverse = {v: k for k, v in spec.to_arg.items()}
+        return inverse.get(value, value) if isinstance(value, (str, int, float)) else value
+    return None if spec.default is _UNSET else spec.default
+
+# The help text of an option with its generated '  [default: ...]'.
+def help_text(spec, cls):
+    text = spec.attrs.get('help', '')
+    value = default_of(spec, cls)
+    shown = spec.default_text.replace('{}', format_value(value)) if spec.default_text is not None else \
+            (None if value is None else format_value(value))
+    parts = ([shown] if shown is not None else []) + [f'{"--cfg=toy" if name == "toy" else name}: {format_value(v)}'
+                                                      for name, v in spec.variants.items()]
+    return f'{text}  [default: {"; ".join(parts)}]' if parts else text
+
+# Every option of prior `name`, given or defaulted: {param name: value as on the command line}. opts: the command's
+# options (dict-like); c: the training config so far (for the toy lab's defaults). This replaces `x if x is not None else
+# default` in the priors' cli modules.
+def resolve(name, opts, c=None):
+    cls, context = registry.get_prior_class(name), run_context(opts, c)
+    values = dnnlib.EasyDict()
+    for key, spec in _option_specs(name):
+        given = opts.get(key)
+        values[key] = given if given is not None else default_of(spec, cls, context)
+    return values
+
+# The constructor kwargs of prior `name` that its options declared with arg= give, from resolve()'s values.
+def arg_kwargs(name, values):
+    kwargs = dnnlib.EasyDict()
+    for key, spec in _option_specs(name):
+        if spec.arg is not None:
+            value = values[key]
+            kwargs[spec.arg] = spec.to_arg.get(value, value) if spec.to_arg and isinstance(value, str) else value
+    return kwargs
+
+# The constructor argument that option `key` (param name) of prior `name` sets; None if it sets none.
+def arg_of(name, key):
+    return dict(_option_specs(name))[key].arg
+
+#----------------------------------------------------------------------------
+# Loading the priors' cli modules.
+
+# A prior whose cli module cannot be imported or declares options wrongly: the one line that names it.
+class PriorCliError(click.ClickException):
+    pass
+
+# [(param name, option spec)] of prior `name` ([] for a prior without a cli module). Raises PriorCliError.
+def _option_specs(name):
+    try:
+        module = registry.get_prior_cli(name)
+    except ImportError as err:
+        raise PriorCliError(str(err)) from err
+    if module is None:
+        return []
+    cls, items = registry.get_prior_class(name), []
+    params = inspect.signature(cls.__init__).parameters
+    for spec in getattr(module, 'OPTIONS', []):
+        try:
+            key = PriorOption(list(spec.param_decls), prior=name, **spec.attrs).name
+        except (AttributeError, TypeError) as err:
+            raise PriorCliError(f'--prior={name}: an entry of {module.__name__}.OPTIONS is not a priors.cli.option(...) ({err})') from err
+        if spec.arg is not None and spec.arg not in params:
+            raise PriorCliError(f'--prior={name}: {flag(key)} in {module.__name__} sets arg="{spec.arg}", which '
+                                f'{cls.__module__}.{cls.__qualname__}() does not take; fix arg=')
+        items.append((key, spec))
+    return items
+
+# The options of every registered prior that has some: ({prior name: [(param name, option spec)]}, {prior name: error
+# line} for the priors whose cli module cannot be loaded), in name order.
+def _prior_option_specs():
+    specs, broken, owner = dict(), dict(), dict()
+    for name in registry.list_priors():
+        try:
+            items = _option_specs(name)
+        except PriorCliError as err:
+            broken[name] = err.message
+            continue
+        for key, _spec in items:
+            if key in owner:
+                raise ValueError(f'Priors "{owner[key]}" and "{name}" both declare the option {flag(key)}; rename one of them')
+            owner[key] = name
+        if items:
+            specs[name] = items
+    return specs, broken
+
 #----------------------------------------------------------------------------
 # A click option owned by one prior (`prior` = its registered name).
 
@@ -62,7 +203,8 @@ class PriorOption(click.Option):
         super().__init__(param_decls, **attrs)
         self.prior = prior
 
-# A click command whose --help lists each prior's options in a section of their own, after the others.
+# A click command whose --help lists each prior's options in a section of their own, after the others; a prior
+# whose cli module cannot be loaded gets a section with the one line that says why.
 class PriorCommand(click.Command):
     def format_options(self, ctx, formatter):
         sections = {None: []}
@@ -75,25 +217,12 @@ class PriorCommand(click.Command):
         for name, records in sections.items():
             with formatter.section(f'Options of --prior={name} ({_cli_title(name)})'):
                 formatter.write_dl(records)
+        for name, message in _prior_option_specs()[1].items():
+            with formatter.section(f'Options of --prior={name}'):
+                formatter.write_text(message)
 
 def _cli_title(name):
     return getattr(registry.get_prior_cli(name), 'TITLE', name)
-
-# The options of every registered prior that has some: {prior name: [(param name, option spec)]}, in name order.
-def _prior_option_specs():
-    specs, owner = dict(), dict()
-    for name in registry.list_priors():
-        module = registry.get_prior_cli(name)
-        if module is None:
-            continue
-        specs[name] = []
-        for spec in module.OPTIONS:
-            key = PriorOption(list(spec.param_decls), prior=name, **spec.attrs).name
-            if key in owner:
-                raise ValueError(f'Priors "{owner[key]}" and "{name}" both declare the option {flag(key)}; rename one of them')
-            owner[key] = name
-            specs[name].append((key, spec))
-    return specs
 
 #----------------------------------------------------------------------------
 # --prior: comma-separated registered names; 'none' or empty = no prior.
@@ -105,7 +234,8 @@ class PriorList(click.ParamType):
         names = value if isinstance(value, list) else [n.strip() for n in str(value or '').split(',') if n.strip()]
         for name in names:
             if name not in registry.list_priors():
-                self.fail(f'unknown prior "{name}"; registered priors: {", ".join(registry.list_priors())}', param, ctx)
+                self.fail(f'unknown prior "{name}"; registered priors: {", ".join(registry.list_priors())}{registry.plugin_errors()}',
+                          param, ctx)
         return names
 
 #----------------------------------------------------------------------------
@@ -117,8 +247,10 @@ def prior_options(fn):
                      help=f'Priors to train with, comma-separated: {", ".join(registry.list_priors())}; none = baseline. '
                           f'The options of each prior follow in a section of their own'),
     ]
-    for name, specs in _prior_option_specs().items():
-        options += [click.option(*spec.param_decls, cls=PriorOption, prior=name, **spec.attrs) for _key, spec in specs]
+    for name, specs in _prior_option_specs()[0].items():
+        cls = registry.get_prior_class(name)
+        options += [click.option(*spec.param_decls, cls=PriorOption, prior=name, **dict(spec.attrs, help=help_text(spec, cls)))
+                    for _key, spec in specs]
     for decorator in reversed(options):
         fn = decorator(fn)
     return fn
@@ -136,13 +268,17 @@ def configure(c, opts):
         names = PriorList().convert(opts.prior, None, None)
     listed = ",".join(names) or "none"
 
-    # Options of priors that are not selected.
-    for owner, specs in _prior_option_specs().items():
-        given = [key for key, _spec in specs if opts.get(key) is not None]
+    # Options of priors that are not selected; a selected prior whose cli module cannot be loaded.
+    specs, broken = _prior_option_specs()
+    for owner, items in specs.items():
+        given = [key for key, _spec in items if opts.get(key) is not None]
         if given and owner not in names:
             fix = f'add --prior={owner}' if names in ([], ['none']) else f'add {owner} to --prior'
             raise click.ClickException(f'{flag(given[0])} only applies to --prior={owner}, but --prior={listed}; '
                                        f'{fix} or drop {flag(given[0])}')
+    for name in names:
+        if name in broken:
+            raise PriorCliError(broken[name])
 
     # The baseline: nothing to configure.
     if names in ([], ['none']):
@@ -157,7 +293,10 @@ def configure(c, opts):
     entries, instances = [], []
     for name in names:
         module = registry.get_prior_cli(name)
-        kwargs = dnnlib.EasyDict(module.prior_kwargs(opts, c)) if module is not None else dnnlib.EasyDict()
+        if module is not None and hasattr(module, 'prior_kwargs'):
+            kwargs = dnnlib.EasyDict(module.prior_kwargs(opts, c))
+        else:
+            kwargs = arg_kwargs(name, resolve(name, opts, c))
         try:
             instances.append(registry.build_prior(name, **kwargs))
         except ValueError as err:

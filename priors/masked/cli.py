@@ -2,7 +2,6 @@
 
 import click
 
-import dnnlib
 from priors import cli
 
 #----------------------------------------------------------------------------
@@ -10,33 +9,28 @@ from priors import cli
 TITLE = 'Masked / weighted latent prior, Goerttler & Kloft: Def. 3-4, latents selected by s = D(G(z)) (Eq. 2)'
 
 OPTIONS = [
-    cli.option('--masked-mode', type=click.Choice(['masked', 'weighted']),
+    cli.option('--masked-mode', arg='mode', type=click.Choice(['masked', 'weighted']),
                help='masked: draw the batch from the top-r fraction of n pre-sampled latents (Def. 3, Eq. 8) or with '
-                    'probability proportional to the score (Def. 4, Eq. 9-11 with Eq. 7)  [default: masked]'),
-    cli.option('--masked-rate', type=click.FloatRange(min=0, max=1, min_open=True), metavar='FLOAT',
-               help='masked: r of Def. 3, the kept fraction (paper: 0.5; 1 = the plain prior)  [default: 0.5]'),
-    cli.option('--masked-presample', type=click.FloatRange(min=1), metavar='FLOAT',
+                    'probability proportional to the score (Def. 4, Eq. 9-11 with Eq. 7)'),
+    cli.option('--masked-rate', arg='rate', type=click.FloatRange(min=0, max=1, min_open=True), metavar='FLOAT',
+               help='masked: r of Def. 3, the kept fraction (paper: 0.5; 1 = the plain prior)'),
+    cli.option('--masked-presample', arg='presample', type=click.FloatRange(min=1), metavar='FLOAT',
                help='masked: n / m, pre-sampled latents per batch latent, over the whole batch of a phase '
-                    '(paper: n = 1000 for m = 500)  [default: 2]'),
-    cli.option('--masked-sampling', type=bool, metavar='BOOL',
+                    '(paper: n = 1000 for m = 500)'),
+    cli.option('--masked-sampling', arg='sampling', type=bool, metavar='BOOL',
                help='masked: store the selection in snapshots so that generate.py, the metrics and the grids sample '
                     'through it (the paper: "we have to use the discriminator to generate"); they can still switch '
-                    'it off with --prior-sampling=false  [default: true]'),
-    cli.option('--masked-pool', type=click.IntRange(min=1), metavar='INT',
+                    'it off with --prior-sampling=false'),
+    cli.option('--masked-pool', arg='sample_pool', type=click.IntRange(min=1), metavar='INT',
                help='masked: candidates per generated image at sampling time (the image is drawn from the masked or '
-                    'weighted pmf over them)  [default: 64]'),
+                    'weighted pmf over them)'),
 ]
 
-# MaskedPrior kwargs from the parsed options (None = the prior's default).
+# MaskedPrior kwargs from the parsed options (defaults: MaskedPrior's own).
 def prior_kwargs(opts, c):
-    del c
-    opts = dnnlib.EasyDict(opts)
-    names = dict(masked_mode='mode', masked_rate='rate', masked_presample='presample', masked_sampling='sampling',
-                 masked_pool='sample_pool')
-    kwargs = dnnlib.EasyDict({arg: opts[key] for key, arg in names.items() if opts.get(key) is not None})
-    if kwargs.get('mode') == 'weighted' and 'rate' in kwargs:
+    if opts.get('masked_mode') == 'weighted' and opts.get('masked_rate') is not None:
         raise click.ClickException('--masked-rate applies to --masked-mode=masked only; the weighted prior keeps every '
                                    'latent with probability proportional to its score. Drop --masked-rate')
-    return kwargs
+    return cli.arg_kwargs('masked', cli.resolve('masked', opts, c))
 
 #----------------------------------------------------------------------------

@@ -12,15 +12,10 @@ from priors import cli
 from priors import features
 from priors.mdgan import prior as mdgan_prior
 from priors.mdgan import regularizers
-from training import toy_data
 
 #----------------------------------------------------------------------------
-# Defaults. The paper's MNIST grid uses lambda1 = 0.2, lambda2 = 0.4 (§4.1.1);
-# its 2-D mixture lambda1 = lambda2 = 0.005 (Appendix C), our --cfg=toy default.
-
-DEFAULTS = dict(mdgan_mode='reg', mdgan_lambda1=0.2, mdgan_lambda2=0.4, mdgan_lambda=1.0, mdgan_g_steps=2, mdgan_distance='pixel',
-                mdgan_distance_reduce='mean', mdgan_d2_augment=True)
-TOY_DEFAULTS = dict(DEFAULTS, mdgan_lambda1=0.005, mdgan_lambda2=0.005)
+# Defaults: MDGANPrior's own (the paper's MNIST grid, lambda1 = 0.2, lambda2 = 0.4, §4.1.1); toy= below is its 2-D
+# mixture, lambda1 = lambda2 = 0.005 (Appendix C), our --cfg=toy default.
 
 _REG_ONLY = ('mdgan_lambda1', 'mdgan_lambda2')
 _MD_ONLY = ('mdgan_lambda', 'mdgan_g_steps', 'mdgan_d2_gamma', 'mdgan_d2_augment', 'mdgan_d2_lr')
@@ -30,35 +25,35 @@ _MD_ONLY = ('mdgan_lambda', 'mdgan_g_steps', 'mdgan_d2_gamma', 'mdgan_d2_augment
 TITLE = 'Mode-regularised GAN and MDGAN, Che et al. 2017: regularisers Eq. 1-2, manifold and diffusion steps App. A'
 
 OPTIONS = [
-    cli.option('--mdgan-mode', type=click.Choice(list(mdgan_prior.MODES)),
+    cli.option('--mdgan-mode', arg='mode', type=click.Choice(list(mdgan_prior.MODES)),
                  help='mdgan: reg = Reg-GAN, G and E minimise lambda1 d(x,G(E(x))) - lambda2 log D(G(E(x))) on the reals of each '
                       'iteration (Eq. 1-2, sign fixed); md = MDGAN, manifold step (D1: x vs G(E(x)); G, E: d(x,G(E(x))) - lambda '
-                      'log D1(G(E(x)))) and diffusion step (D2: G(E(x)) vs G(z); G: -log D2(G(z))), App. A  [default: reg]'),
-    cli.option('--mdgan-lambda1', type=click.FloatRange(min=0), metavar='FLOAT',
+                      'log D1(G(E(x)))) and diffusion step (D2: G(E(x)) vs G(z); G: -log D2(G(z))), App. A'),
+    cli.option('--mdgan-lambda1', arg='lambda1', toy=0.005, type=click.FloatRange(min=0), metavar='FLOAT',
                  help='mdgan reg: weight lambda1 of the geometric regulariser d(x, G(E(x))), Eq. 1-2 '
-                      '(paper: 0.2 on MNIST, 0.005 on the 2-D mixture)  [default: 0.2; --cfg=toy: 0.005]'),
-    cli.option('--mdgan-lambda2', type=click.FloatRange(min=0), metavar='FLOAT',
+                      '(paper: 0.2 on MNIST, 0.005 on the 2-D mixture)'),
+    cli.option('--mdgan-lambda2', arg='lambda2', toy=0.005, type=click.FloatRange(min=0), metavar='FLOAT',
                  help='mdgan reg: weight lambda2 of the mode regulariser -log D(G(E(x))), Eq. 1-2 with the sign fixed '
-                      '(paper: 0.4 on MNIST, 0.005 on the 2-D mixture)  [default: 0.4; --cfg=toy: 0.005]'),
-    cli.option('--mdgan-lambda', type=click.FloatRange(min=0), metavar='FLOAT',
+                      '(paper: 0.4 on MNIST, 0.005 on the 2-D mixture)'),
+    cli.option('--mdgan-lambda', arg='md_lambda', type=click.FloatRange(min=0), metavar='FLOAT',
                  help='mdgan md: weight lambda of -log D1(G(E(x))) in the manifold G step, App. A step 3 '
-                      '(the reconstruction has weight 1; paper: silent)  [default: 1]'),
-    cli.option('--mdgan-g-steps', type=click.IntRange(min=1, max=2), metavar='INT',
+                      '(the reconstruction has weight 1; paper: silent)'),
+    cli.option('--mdgan-g-steps', arg='g_steps', type=click.IntRange(min=1, max=2), metavar='INT',
                  help='mdgan md: G steps per iteration: 2 = manifold step, then diffusion step on D2 (paper); '
-                      '1 = the diffusion term -log D2(G(z)) added to the manifold step  [default: 2]'),
-    cli.option('--mdgan-distance', metavar='NAME',
+                      '1 = the diffusion term -log D2(G(z)) added to the manifold step'),
+    cli.option('--mdgan-distance', arg='distance', metavar='NAME',
                  help='mdgan: the distance d of §3.1: pixel (squared L2 of the pixels), dfeat (of D\'s features before its '
-                      'output layer), or a feature extractor name/path as for --prior-feature  [default: pixel]'),
-    cli.option('--mdgan-distance-reduce', type=click.Choice(list(regularizers.DISTANCE_REDUCTIONS)),
-                 help='mdgan: d averages (mean) or sums (sum: the paper\'s ||x - G(E(x))||^2) the squared differences  [default: mean]'),
-    cli.option('--mdgan-e-lr', type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
-                 help='mdgan: learning rate of the encoder E (its optimizer is otherwise G\'s)  [default: G\'s --glr]'),
-    cli.option('--mdgan-d2-lr', type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
-                 help='mdgan md: learning rate of D2 (its optimizer is otherwise D\'s)  [default: D\'s --dlr]'),
-    cli.option('--mdgan-d2-gamma', type=click.FloatRange(min=0), metavar='FLOAT',
-                 help='mdgan md: R1 weight of D2 on its reals G(E(x)), lazy every D reg interval  [default: the run\'s --gamma]'),
-    cli.option('--mdgan-d2-augment', type=bool, metavar='BOOL',
-                 help='mdgan md: D2 sees its images through the run\'s augmentation (at the run\'s p)  [default: 1]'),
+                      'output layer), or a feature extractor name/path as for --prior-feature'),
+    cli.option('--mdgan-distance-reduce', arg='distance_reduce', type=click.Choice(list(regularizers.DISTANCE_REDUCTIONS)),
+                 help='mdgan: d averages (mean) or sums (sum: the paper\'s ||x - G(E(x))||^2) the squared differences'),
+    cli.option('--mdgan-e-lr', default_text="G's --glr", type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
+                 help='mdgan: learning rate of the encoder E (its optimizer is otherwise G\'s)'),
+    cli.option('--mdgan-d2-lr', default_text="D's --dlr", type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
+                 help='mdgan md: learning rate of D2 (its optimizer is otherwise D\'s)'),
+    cli.option('--mdgan-d2-gamma', default_text="the run's --gamma", type=click.FloatRange(min=0), metavar='FLOAT',
+                 help='mdgan md: R1 weight of D2 on its reals G(E(x)), lazy every D reg interval'),
+    cli.option('--mdgan-d2-augment', arg='d2_augment', type=bool, metavar='BOOL',
+                 help='mdgan md: D2 sees its images through the run\'s augmentation (at the run\'s p)'),
 ]
 
 #----------------------------------------------------------------------------
@@ -68,9 +63,8 @@ OPTIONS = [
 
 def prior_kwargs(opts, c):
     opts = dnnlib.EasyDict(opts)
-    defaults = TOY_DEFAULTS if toy_data.is_toy_spec(c.training_set_kwargs.path) else DEFAULTS
-    pick = lambda key: opts.get(key) if opts.get(key) is not None else defaults.get(key)
-    mode = pick('mdgan_mode')
+    values = cli.resolve('mdgan', opts, c)
+    mode = values.mdgan_mode
     wrong = [key for key in (_MD_ONLY if mode == 'reg' else _REG_ONLY) if opts.get(key) is not None]
     if wrong:
         flag = cli.flag(wrong[0])
@@ -93,15 +87,14 @@ def prior_kwargs(opts, c):
     if d2_gamma is None:
         d2_gamma = loss_kwargs.get('r1_gamma', 10)
 
-    distance = pick('mdgan_distance')
+    distance = values.mdgan_distance
     if distance not in mdgan_prior.DISTANCES:
         if distance not in features.list_extractors() and not features.is_file_spec(distance):
             raise click.ClickException(f'--mdgan-distance: unknown distance "{distance}"; use pixel, dfeat, one of the feature '
                                        f'extractors {", ".join(features.list_extractors())}, or the path or URL of one')
     return dnnlib.EasyDict(
-        mode=mode, lambda1=pick('mdgan_lambda1'), lambda2=pick('mdgan_lambda2'), md_lambda=pick('mdgan_lambda'),
-        g_steps=pick('mdgan_g_steps'), distance=distance, distance_reduce=pick('mdgan_distance_reduce'),
+        cli.arg_kwargs('mdgan', values), d2_augment=bool(values.mdgan_d2_augment),
         E_opt_kwargs=E_opt, D2_opt_kwargs=D2_opt, d2_r1_gamma=float(d2_gamma), d2_reg_interval=int(c.get('D_reg_interval') or 1),
-        d2_augment=bool(pick('mdgan_d2_augment')), gan_loss=gan_loss)
+        gan_loss=gan_loss)
 
 #----------------------------------------------------------------------------

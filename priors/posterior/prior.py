@@ -41,6 +41,13 @@ SIGMA_ACTIVATIONS = ('raw', 'softplus') # sigma head: no activation (the paper, 
 TEST_FACTORS = ('theory', 'ema')        # Test-time factors: Eq. 19 optimum, or EMA of the real factors (§4.5).
 CODES = ('posterior', 'noise')          # Input of the posterior modules: z ~ D(x_r), or N(0, I) (Table 5 "w/o Z").
 
+# The two settings of §5.2: code size d, priors P_a and P_b as (mu, sigma), pretraining epochs. CelebA's (also the
+# StyleGAN experiment, Table 4) are the constructor's defaults; --post-preset picks one.
+PRESETS = dict(
+    celeba = dict(code_dim=20, p_a=(-5.0, 1.0), p_b=(5.0, 3.0), epochs=2),
+    cifar  = dict(code_dim=5,  p_a=(-4.0, 1.0), p_b=(4.0, 3.0), epochs=10),
+)
+
 _STEPS_WITH_G = ('Gmain', 'Gpl', 'Dgen')
 _TARGETS = dict(Dreal='b', Dgen='a', Gmain='c')   # Which prior each adversarial step pulls D(x) to.
 
@@ -49,9 +56,9 @@ _TARGETS = dict(Dreal='b', Dgen='a', Gmain='c')   # Which prior each adversarial
 @registry.register_prior('posterior', cli='priors.posterior.cli')
 class PosteriorPrior(base.Prior):
     def __init__(self,
-        code_dim        = 20,           # Size d of the posterior code (paper: 20 for CelebA, 5 for CIFAR-10).
-        p_a             = (-5.0, 1.0),  # "Fake" prior P_a = N(mu_a, sigma_a^2 I), as (mu_a, sigma_a) (CelebA setting).
-        p_b             = (5.0, 3.0),   # "Real" prior P_b = N(mu_b, sigma_b^2 I), as (mu_b, sigma_b) (CelebA setting).
+        code_dim        = PRESETS['celeba']['code_dim'],  # Size d of the posterior code (paper: 20 for CelebA, 5 for CIFAR-10).
+        p_a             = PRESETS['celeba']['p_a'],  # "Fake" prior P_a = N(mu_a, sigma_a^2 I), as (mu_a, sigma_a) (CelebA setting).
+        p_b             = PRESETS['celeba']['p_b'],  # "Real" prior P_b = N(mu_b, sigma_b^2 I), as (mu_b, sigma_b) (CelebA setting).
         lambda_z        = 10.0,         # Weight lambda of L_z in Eq. 13; 0 = disable L_z.
         pretrain_kimg   = 0.0,          # Length of the pretraining stage (modules off), in thousands of images.
         modules         = True,         # Posterior modules + AdaIN in G; False = G unchanged (Table 5 "w/o M").

@@ -15,40 +15,42 @@ from priors import cli
 from priors.rf import ae_file
 from priors.rf import autoencoder
 from priors.rf import prior as rf_prior
+from training import toy_lab
 
 #----------------------------------------------------------------------------
 
 TITLE = 'RFGAN, Bang & Shim 2018: frozen denoising-autoencoder features h1 in D, Y = sigma(h1 w1 + h2 w2), §3.1'
 
-DEFAULTS = dict(rf_at='auto', rf_ae_kimg=200, rf_ae_noise='gaussian', rf_ae_level=0.1, rf_ae_loss='l2', rf_ae_lr=1e-3, rf_ae_seed=0)
+# Defaults: RFPrior's own, except --rf-at (auto: chosen here from D's kind).
 _TRAINING_OPTIONS = ('rf_ae_kimg', 'rf_ae_noise', 'rf_ae_level', 'rf_ae_loss', 'rf_ae_lr', 'rf_ae_batch', 'rf_ae_seed', 'rf_ae_code')
 
 OPTIONS = [
-    cli.option('--rf-ae',       metavar='FILE',
-               help='rf: pretrained autoencoder file from build_rf.py  [default: train it once and keep it in the dnnlib cache, '
-                    'keyed by the dataset, the D/G architecture and the --rf-ae-* settings]'),
-    cli.option('--rf-at',       type=click.Choice(['auto'] + list(rf_prior.FEATURE_AT)),
+    cli.option('--rf-ae',       arg='ae_file', metavar='FILE',
+               default_text='train it once and keep it in the dnnlib cache, keyed by the dataset, the D/G architecture and the '
+                            '--rf-ae-* settings',
+               help='rf: pretrained autoencoder file from build_rf.py'),
+    cli.option('--rf-at', default='auto', type=click.Choice(['auto'] + list(rf_prior.FEATURE_AT)),
                help='rf: the layer of D where the encoder features h1 join D\'s own h2, act(h2 w2 + h1 w1 + b) (§3.1): fc = '
                     'StyleGAN2 D\'s fully connected layer on the flattened last 4x4 convolution (both "last convolution layer" '
                     'features); out = the output layer (toy MLP D: after its last hidden layer); auto = fc for StyleGAN2, out '
-                    'for the toy D  [default: auto]'),
-    cli.option('--rf-ae-kimg',  type=click.FloatRange(min=0, min_open=True), metavar='KIMG',
-               help='rf: autoencoder training length in thousands of real images (paper: silent)  [default: 200]'),
-    cli.option('--rf-ae-noise', type=click.Choice(list(autoencoder.CORRUPTIONS)),
+                    'for the toy D'),
+    cli.option('--rf-ae-kimg', arg='kimg', type=click.FloatRange(min=0, min_open=True), metavar='KIMG',
+               help='rf: autoencoder training length in thousands of real images (paper: silent)'),
+    cli.option('--rf-ae-noise', arg='corruption', type=click.Choice(list(autoencoder.CORRUPTIONS)),
                help='rf: denoising corruption x~ of the input: gaussian x + s*eps, mask x*m with m ~ Bernoulli(1-p) (Vincent et al. '
-                    '2008), none = plain AE (paper: a denoising AE, corruption silent)  [default: gaussian]'),
-    cli.option('--rf-ae-level', type=click.FloatRange(min=0), metavar='FLOAT',
-               help='rf: the corruption\'s s (std, in [-1,1] pixel units or toy data units) or p (masked fraction)  [default: 0.1]'),
-    cli.option('--rf-ae-loss',  type=click.Choice(list(autoencoder.LOSSES)),
-               help='rf: reconstruction loss, mean over pixels of (x^ - x)^2 (l2) or |x^ - x| (l1) (paper §3.3: L2 or L1)  [default: l2]'),
-    cli.option('--rf-ae-lr',    type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
-               help='rf: Adam learning rate of the autoencoder, betas (0.9, 0.999) (paper: silent)  [default: 0.001]'),
-    cli.option('--rf-ae-batch', type=click.IntRange(min=1), metavar='INT',
-               help='rf: autoencoder batch over all processes  [default: the run\'s --batch]'),
-    cli.option('--rf-ae-code',  type=click.IntRange(min=1), metavar='INT',
-               help='rf: code size between encoder and decoder (the decoder is a G with z_dim = this)  [default: G\'s z_dim]'),
-    cli.option('--rf-ae-seed',  type=click.IntRange(min=0), metavar='INT',
-               help='rf: autoencoder seed (weights, image order, noise); independent of --seed so runs share one cached AE  [default: 0]'),
+                    '2008), none = plain AE (paper: a denoising AE, corruption silent)'),
+    cli.option('--rf-ae-level', arg='level', type=click.FloatRange(min=0), metavar='FLOAT',
+               help='rf: the corruption\'s s (std, in [-1,1] pixel units or toy data units) or p (masked fraction)'),
+    cli.option('--rf-ae-loss', arg='loss', type=click.Choice(list(autoencoder.LOSSES)),
+               help='rf: reconstruction loss, mean over pixels of (x^ - x)^2 (l2) or |x^ - x| (l1) (paper §3.3: L2 or L1)'),
+    cli.option('--rf-ae-lr', arg='lr', type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
+               help='rf: Adam learning rate of the autoencoder, betas (0.9, 0.999) (paper: silent)'),
+    cli.option('--rf-ae-batch', default_text="the run's --batch", type=click.IntRange(min=1), metavar='INT',
+               help='rf: autoencoder batch over all processes'),
+    cli.option('--rf-ae-code', default_text="G's z_dim", type=click.IntRange(min=1), metavar='INT',
+               help='rf: code size between encoder and decoder (the decoder is a G with z_dim = this)'),
+    cli.option('--rf-ae-seed', arg='seed', type=click.IntRange(min=0), metavar='INT',
+               help='rf: autoencoder seed (weights, image order, noise); independent of --seed so runs share one cached AE'),
 ]
 
 #----------------------------------------------------------------------------
@@ -64,7 +66,7 @@ def encoder_kwargs_for(D_kwargs):
                                channel_base=D_kwargs.get('channel_base', 32768), channel_max=D_kwargs.get('channel_max', 512),
                                num_fp16_res=D_kwargs.get('num_fp16_res', 0), conv_clamp=D_kwargs.get('conv_clamp'),
                                block_kwargs=block_kwargs, activation=epilogue.get('activation', 'lrelu'))
-    if name == 'training.toy_networks.ToyDiscriminator':
+    if toy_lab.is_toy_networks(D_kwargs):
         defaults = _signature_defaults(name)
         return dnnlib.EasyDict(class_name='priors.rf.encoder.MLPEncoder', hidden=list(D_kwargs.get('hidden', defaults['hidden'])),
                                activation=D_kwargs.get('activation', defaults['activation']))
@@ -75,7 +77,7 @@ def decoder_kwargs_for(G_kwargs, code_dim):
     G_kwargs = dnnlib.EasyDict(G_kwargs)
     kwargs = dnnlib.EasyDict({k: v for k, v in G_kwargs.items() if k not in ('z_dim', 'c_dim', 'img_resolution', 'img_channels')})
     kwargs.synthesis_kwargs = {k: v for k, v in dict(G_kwargs.get('synthesis_kwargs') or {}).items() if k != 'side_kwargs'}
-    if G_kwargs.get('class_name') == 'training.toy_networks.ToyGenerator':
+    if toy_lab.is_toy_networks(G_kwargs):
         kwargs.w_dim = int(code_dim)  # the toy G's mapping is w = z
     return kwargs
 
@@ -95,11 +97,11 @@ def _signature_defaults(class_name):
 
 def prior_kwargs(opts, c):
     opts = dnnlib.EasyDict(opts)
-    pick = lambda key, default=None: opts.get(key) if opts.get(key) is not None else DEFAULTS.get(key, default)
+    values = cli.resolve('rf', opts, c)
     enc = encoder_kwargs_for(c.D_kwargs)
-    code_dim = pick('rf_ae_code', int(c.G_kwargs.get('z_dim', 512)))
+    code_dim = values.rf_ae_code if values.rf_ae_code is not None else int(c.G_kwargs.get('z_dim', 512))
     dec = decoder_kwargs_for(c.G_kwargs, code_dim)
-    at = pick('rf_at')
+    at = values.rf_at
     if at == 'auto':
         at = 'out' if enc.class_name.endswith('MLPEncoder') else 'fc'
     kwargs = dnnlib.EasyDict(encoder_kwargs=enc, decoder_kwargs=dec, feature_at=at)
@@ -120,14 +122,15 @@ def prior_kwargs(opts, c):
         return kwargs
 
     # Otherwise the settings of the autoencoder to train (or find in the cache).
-    level = pick('rf_ae_level')
-    if pick('rf_ae_noise') == 'mask' and level > 1:
+    kwargs.update(cli.arg_kwargs('rf', values))
+    del kwargs.ae_file
+    level = kwargs.level
+    if kwargs.corruption == 'mask' and level > 1:
         raise click.ClickException(f'--rf-ae-level={level:g}: with --rf-ae-noise=mask it is the masked fraction, in [0, 1]')
-    batch = pick('rf_ae_batch', c.get('batch_size', 64))
+    batch = values.rf_ae_batch if values.rf_ae_batch is not None else c.get('batch_size', 64)
     if batch % c.get('num_gpus', 1) != 0:
         raise click.ClickException(f'--rf-ae-batch={batch} must be divisible by --gpus={c.num_gpus}')
-    kwargs.update(code_dim=code_dim, corruption=pick('rf_ae_noise'), level=level, loss=pick('rf_ae_loss'), kimg=pick('rf_ae_kimg'),
-                  batch=batch, lr=pick('rf_ae_lr'), betas=[0.9, 0.999], seed=pick('rf_ae_seed'))
+    kwargs.update(code_dim=code_dim, batch=batch, betas=[0.9, 0.999])
     return kwargs
 
 #----------------------------------------------------------------------------
