@@ -1,7 +1,6 @@
 """Evaluate metrics of a network pickle; for a snapshot inside a training run folder the results are appended to that run's metric-<name>.jsonl files."""
 
 import copy
-import importlib
 import os
 import pickle
 import tempfile
@@ -12,15 +11,12 @@ import torch
 import dnnlib
 import legacy
 from dnnlib import cli
+from dnnlib import plugins
 from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
 
-try:
-    import priors  # registers prior metrics and priors
-except ModuleNotFoundError as err:
-    if err.name != 'priors':  # only the package itself may be missing
-        raise
+plugins.import_plugins()  # their metrics register themselves, with their extra options
 
 #----------------------------------------------------------------------------
 # Device of process `rank`: CUDA device `rank` when the chosen device is CUDA, else the CPU.
@@ -53,9 +49,9 @@ def evaluate_metrics(rank, args):
 
     progress = metric_utils.ProgressMonitor(verbose=args.verbose)
     results = metric_main.calc_metrics(args.metrics, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
-                                       rank=rank, device=device, progress=progress, prior_file=args.prior_file,
-                                       snapshot=args.snapshot, prior_sampling=args.get('prior_sampling', True),
-                                       classifier=args.get('classifier'))
+                                       rank=rank, device=device, progress=progress, snapshot=args.snapshot,
+                                       prior_sampling=args.get('prior_sampling', True), classifier=args.get('classifier'),
+                                       **args.get('metric_kwargs', {}))
     if rank == 0:
         for result in results:
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
@@ -139,19 +135,24 @@ def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
         raise click.ClickException(f'--data: {err}') from err
     return kwargs
 
-# The prior of --prior-file, loaded and checked once; None when not given
-# (the prior metrics then look for the prior in the snapshot).
-def _load_prior_file(path):
-    if path is None:
-        return None
-    try:
-        prior_metrics = importlib.import_module('priors.gmm.metrics')
-    except ModuleNotFoundError as err:
-        raise click.ClickException(f'--prior-file needs the priors package, which is not available here ({err})') from err
-    try:
-        return prior_metrics.load_metric_prior(prior_file=path)
-    except (OSError, ValueError) as err:
-        raise click.ClickException(f'--prior-file: {err}') from err
+# The flags of the registered metric options (metric_main.MetricOption), in registration order.
+def _metric_option_flags(fn):
+    for option in reversed(metric_main.list_metric_options()):
+        fn = click.option(option.flag, option.name, help=option.help, metavar=option.metavar)(fn)
+    return fn
+
+# The given metric options, each loaded and checked once: {name: value}.
+def _load_metric_options(values):
+    loaded = dict()
+    for option in metric_main.list_metric_options():
+        value = values.get(option.name)
+        if value is None:
+            continue
+        try:
+            loaded[option.name] = option.load(value) if option.load is not None else value
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f'{option.flag}: {err}') from err
+    return loaded
 
 #----------------------------------------------------------------------------
 
@@ -164,10 +165,10 @@ def _load_prior_file(path):
 @click.option('--verbose', help='Print progress and the network summary', type=bool, default=True, metavar='BOOL', show_default=True)
 @click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
-@click.option('--prior-file', help='Prior file of the prior metrics (qs*, dds*), from build_prior.py  [default: the prior of a snapshot trained with --prior=gmm]', metavar='FILE')
-@click.option('--prior-sampling', help='Generate through the sample-time transform stored in the snapshot by its priors (e.g. the masked prior); false = plain N(0, I) latents', type=bool, default=True, metavar='BOOL', show_default=True)
+@_metric_option_flags
+@click.option('--prior-sampling', help='Generate through the sample-time latent transform stored in the snapshot (e.g. by a latent prior); false = plain N(0, I) latents', type=bool, default=True, metavar='BOOL', show_default=True)
 @click.option('--classifier', help='Classifier of mode10k/miss100k: a train_classifier.py file (read with weights_only=True: no code runs) or a TorchScript module (its TorchScript code runs)  [default: $SG2ADA_CLASSIFIER]', metavar='FILE')
-def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_file, prior_sampling=True, classifier=None):
+def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_sampling=True, classifier=None, **metric_kwargs):
     """Calculate quality metrics for a network pickle.
 
     \b
@@ -178,8 +179,10 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
       python calc_metrics.py --metrics=fid50k_full --data=~/datasets/ffhq.zip --mirror=1 --network=ffhq.pkl
       # Several metrics on the CPU; FID, KID and IS share one pass of generated images.
       python calc_metrics.py --metrics=fid50k_full,kid50k_full,is50k --network=snapshot.pkl --device=cpu
-      # PriorGAN quality and diversity scores; with an inception prior they share FID's pass.
-      python calc_metrics.py --metrics=fid50k_full,qs50k,dds50k --prior-file=prior.pt --network=snapshot.pkl
+
+    \b
+    Metrics of plugins (see --metrics) may add options of their own, listed
+    below; each is loaded and checked once, before any metric runs.
 
     \b
     Feature detectors (Inception, VGG16) are downloaded once into the dnnlib
@@ -193,7 +196,7 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
     network_pkl, snapshot = _load_G(network_pkl, safe_load)
     G = snapshot['G_ema']
     dataset_kwargs = _dataset_kwargs(data, mirror, snapshot, G, network_pkl)
-    prior = _load_prior_file(prior_file)
+    metric_kwargs = _load_metric_options(metric_kwargs)
     if classifier is not None and not os.path.isfile(classifier):
         raise click.ClickException(f'--classifier: file not found: "{classifier}"; train one with train_classifier.py')
 
@@ -204,13 +207,13 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
         if os.path.isfile(os.path.join(folder, 'training_options.json')):
             run_dir = folder
     args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, verbose=verbose,
-                           run_dir=run_dir, network_pkl=network_pkl, device=device, prior_file=prior, snapshot=snapshot,
-                           prior_sampling=prior_sampling, classifier=classifier)
+                           run_dir=run_dir, network_pkl=network_pkl, device=device, snapshot=snapshot,
+                           prior_sampling=prior_sampling, classifier=classifier, metric_kwargs=metric_kwargs)
     if verbose:
         print(f'Metrics: {", ".join(metric_names)}; dataset: {dataset_kwargs.get("path")}; device: {device}; processes: {gpus}')
         print(f'Results go to {run_dir}' if run_dir is not None else 'Results are printed only (no training run folder).')
-        if prior is not None:
-            print(f'Prior: {prior!r}')
+        for name, value in metric_kwargs.items():
+            print(f'{name}: {value!r}')
 
     # Evaluate here, or in one process per GPU.
     try:

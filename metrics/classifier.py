@@ -1,4 +1,4 @@
-"""A user-given image classifier for the classifier metrics (MODE score, #Miss / KL of MDGAN, Che et al. 2017): the small CNN that train_classifier.py trains, its file format, safe loading, and the detector wrapper the metric passes use.
+"""A user-given image classifier for the classifier metrics (MODE score, #Miss / KL of Che et al. 2017): the small CNN that train_classifier.py trains, its file format, safe loading, and the detector wrapper the metric passes use.
 
 Classifier files (what --classifier / $SG2ADA_CLASSIFIER point to), either
   - a checkpoint written by train_classifier.py: a torch.save() dict of
@@ -37,7 +37,7 @@ FILE_FORMAT = built_files.FileFormat(FILE_KIND, FORMAT_VERSION, ('arch', 'state_
 _FIX = 'train one with train_classifier.py, or give a TorchScript file'
 
 #----------------------------------------------------------------------------
-# The small CNN ("4-layer CNN" of MDGAN §4.1: three 3x3 convolutions, the
+# The small CNN ("4-layer CNN" of Che et al. 2017, §4.1: three 3x3 convolutions, the
 # last two strided, global average pooling and a linear layer). Input: float
 # [N, in_channels, resolution, resolution] in [-1, 1]; output: logits [N, K].
 

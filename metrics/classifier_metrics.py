@@ -1,4 +1,4 @@
-"""Classifier-based metrics of MDGAN ("Mode Regularized Generative Adversarial Networks", Che et al. 2017, §4): Inception-style score (Eq. 3) and MODE score (Eq. 4) with a user-given classifier, and #Miss / KL of the generated-class histogram (Table 2).
+"""Classifier-based metrics of Che et al. 2017 ("Mode Regularized Generative Adversarial Networks", §4): Inception-style score (Eq. 3) and MODE score (Eq. 4) with a user-given classifier, and #Miss / KL of the generated-class histogram (Table 2).
 
 With p(y|x) the classifier's softmax on a generated image x, p*(y) its mean
 over the generated images, and p(y) the class distribution of the training
@@ -37,7 +37,7 @@ def _kl_rows(p, q):
     return (scipy.special.xlogy(p, p) - scipy.special.xlogy(p, q)).sum(axis=-1)
 
 def classifier_score(probs):
-    """Inception-style score exp(E_x KL(p(y|x) || p*(y))) of MDGAN Eq. 3, over all rows (one split).
+    """Inception-style score exp(E_x KL(p(y|x) || p*(y))) of Che et al. 2017 Eq. 3, over all rows (one split).
 
     Args:
         probs: [N, K] class probabilities of generated images.
@@ -49,7 +49,7 @@ def classifier_score(probs):
     return float(np.exp(_kl_rows(probs, marginal).mean()))
 
 def mode_score(probs, train_marginal):
-    """MODE score exp(E_x KL(p(y|x) || p(y)) - KL(p*(y) || p(y))) of MDGAN Eq. 4.
+    """MODE score exp(E_x KL(p(y|x) || p(y)) - KL(p*(y) || p(y))) of Che et al. 2017 Eq. 4.
 
     Args:
         probs:          [N, K] class probabilities of generated images.

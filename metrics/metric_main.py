@@ -1,5 +1,6 @@
 """Metric registry, the official metrics, evaluation of one or several metrics (sharing feature passes), and metric-<name>.jsonl reporting."""
 
+import inspect
 import json
 import os
 import time
@@ -21,18 +22,72 @@ from . import toy_metrics
 # Result names start with the metric name.
 
 _metric_dict = dict()
+_option_dict = dict()       # option name -> MetricOption, in registration order
+_metric_options = dict()    # metric name -> names of its extra options
 
-# Decorator: register fn under fn.__name__. Registering another function under
-# a taken name is an error; the same function again (e.g. a module reload) is fine.
-def register_metric(fn):
+#----------------------------------------------------------------------------
+# An extra option of some metrics: something they need beyond MetricOptions
+# (e.g. a file to evaluate against). calc_metrics.py offers each registered
+# option as the flag --<name with dashes>, loads the value once with `load`
+# and passes it on; the metric reads opts.extra.get(name) (None = not given).
+
+class MetricOption:
+    def __init__(self,
+        name,               # Python name, e.g. 'reference_file'; the flag is --reference-file.
+        help,               # Help text of the flag (what, where it comes from, the default).  # pylint: disable=redefined-builtin
+        metavar = 'VALUE',  # Placeholder of the value in --help.
+        load    = None,     # Callable(text) -> the value the metrics get; raises OSError / ValueError with a message. None = the text.
+    ):
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f'MetricOption: name must be a Python identifier, got {name!r}')
+        if name in _METRIC_OPTIONS_ARGS:
+            raise ValueError(f'MetricOption: "{name}" is already an argument of MetricOptions; choose another name')
+        self.name, self.help, self.metavar, self.load = name, str(help), str(metavar), load
+
+    @property
+    def flag(self):
+        return '--' + self.name.replace('_', '-')
+
+    def _key(self):
+        load = None if self.load is None else (getattr(self.load, '__module__', None), getattr(self.load, '__qualname__', repr(self.load)))
+        return (self.name, self.help, self.metavar, load)
+
+    def __repr__(self):
+        return f'MetricOption({self.flag}, metavar={self.metavar!r})'
+
+_METRIC_OPTIONS_ARGS = frozenset(inspect.signature(metric_utils.MetricOptions).parameters) - {'extra'}
+
+# Decorator: register fn under fn.__name__, with the extra options it reads.
+# Use as @register_metric or @register_metric(options=[MetricOption(...)]).
+# Registering another function under a taken name, or another option under a
+# taken option name, is an error; the same again (e.g. a module reload) is fine.
+def register_metric(fn=None, *, options=()):
+    if fn is None:
+        return lambda f: register_metric(f, options=options)
     if not callable(fn):
         raise TypeError(f'register_metric: expected a function, got {type(fn).__name__}')
     name = fn.__name__
     old = _metric_dict.get(name)
     if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
         raise ValueError(f'Metric "{name}" is already registered by {old.__module__}; choose another function name')
+    for option in options:
+        if not isinstance(option, MetricOption):
+            raise TypeError(f'register_metric: options of "{name}" must be MetricOption objects, got {type(option).__name__}')
+        taken = _option_dict.get(option.name)
+        if taken is not None and taken._key() != option._key():  # pylint: disable=protected-access
+            raise ValueError(f'Metric option "{option.name}" is already registered with other settings; choose another name')
+    for option in options:
+        _option_dict.setdefault(option.name, option)
     _metric_dict[name] = fn
+    _metric_options[name] = [option.name for option in options]
     return fn
+
+# The registered extra options: all of them, or those of the given metrics, in registration order.
+def list_metric_options(metrics=None):
+    if metrics is None:
+        return list(_option_dict.values())
+    used = {option for metric in metrics for option in _metric_options.get(metric, [])}
+    return [option for name, option in _option_dict.items() if name in used]
 
 def is_valid_metric(metric):
     return metric in _metric_dict
@@ -48,8 +103,8 @@ def _check_metric_names(metrics):
 
 #----------------------------------------------------------------------------
 # Evaluate one metric. kwargs: MetricOptions arguments (G, G_kwargs,
-# dataset_kwargs, num_gpus, rank, device, progress, cache, seed, prior_file,
-# snapshot). Returns
+# dataset_kwargs, num_gpus, rank, device, progress, cache, seed, snapshot, ...)
+# and the registered extra options (list_metric_options). Returns
 # EasyDict(results, metric, total_time, total_time_str, num_gpus).
 
 def calc_metric(metric, **kwargs):
@@ -65,6 +120,10 @@ def calc_metric(metric, **kwargs):
 def calc_metrics(metrics, **kwargs):
     metrics = list(metrics)
     _check_metric_names(metrics)
+    unknown = sorted(set(kwargs) - _METRIC_OPTIONS_ARGS - set(_option_dict))
+    if unknown:
+        raise TypeError(f'calc_metrics: unknown argument(s) {", ".join(unknown)}; MetricOptions takes {", ".join(sorted(_METRIC_OPTIONS_ARGS))}'
+                        f' and the registered metric options are {", ".join(_option_dict) or "none"}')
     num_gpus = kwargs.get('num_gpus', 1)
 
     # Plan: run each metric up to its feature request; metrics without one finish here.

@@ -19,7 +19,7 @@ A `FeatureRequest` names
     with opts.G_kwargs, per-sample seeded from opts.seed),
   - the detector: a URL or local path of a TorchScript file, or a
     torch.nn.Module object (for example a frozen or differentiable feature
-    extractor of the priors), plus the keyword arguments it is called with,
+    extractor of a plugin), plus the keyword arguments it is called with,
   - how many items, and which statistics to keep (all rows and/or float64
     mean and covariance).
 
@@ -48,9 +48,10 @@ see `LatentSampler`) and images are embedded in full batches from index 0,
 so the first n items of a longer pass are exactly the items a separate
 n-item pass would see: shared and separate evaluation give the same numbers.
 
-Extending: a new metric (for instance a GMM log-likelihood of generated
-features under a prior) registers a function with
-`metric_main.register_metric` and asks for its features through
+Extending: a new metric (for instance a log-likelihood of generated features
+under a fitted density) registers a function with
+`metric_main.register_metric` (with the extra options it reads, see
+`metric_main.MetricOption`) and asks for its features through
 `get_feature_stats`; a module detector is called as `detector(images,
 **detector_kwargs)` on opts.device (move it there yourself) and must return
 [N, F] features. Module detectors are identified by class name and a hash of
@@ -105,10 +106,10 @@ class MetricOptions:
         progress        = None,     # ProgressMonitor of the caller; None = silent.
         cache           = True,     # Cache dataset features on disk.
         seed            = 0,        # Seeds generated samples (latents, labels, noise) and random subsets.
-        prior_file      = None,     # Prior of the prior metrics (qs*, dds*): path, prior-file dict or PriorFile. None = from `snapshot`.
         snapshot        = None,     # The loaded network pickle (dict) being evaluated, for metrics that read more than G. None = none.
         prior_sampling  = True,     # Generate through the snapshot's sample-time latent transform (training.sampling), if it has one.
         classifier      = None,     # Classifier file of the classifier metrics (mode10k, miss100k). None = $SG2ADA_CLASSIFIER.
+        **extra,                    # Extra options of registered metrics (metric_main.MetricOption), read as opts.extra.get(name).
     ):
         if num_gpus < 1 or not 0 <= rank < num_gpus:
             raise ValueError(f'MetricOptions: need num_gpus >= 1 and 0 <= rank < num_gpus, got num_gpus={num_gpus}, rank={rank}')
@@ -121,10 +122,10 @@ class MetricOptions:
         self.progress = progress.sub() if (progress is not None and rank == 0) else ProgressMonitor()
         self.cache = cache
         self.seed = int(seed)
-        self.prior_file = prior_file
         self.snapshot = snapshot
         self.prior_sampling = bool(prior_sampling)
         self.classifier = classifier
+        self.extra = dnnlib.EasyDict(extra)
         self.plan = None            # Set by the planner: get_feature_stats() records requests here.
         self.feature_store = None   # Set by the planner: request key -> FeatureStats served in advance.
 

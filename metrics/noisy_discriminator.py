@@ -1,4 +1,4 @@
-"""Missing modes counted by a third-party noisy discriminator (MDGAN, Che et al. 2017, §3.4 and §4.2.1, Tables 3-4), the library behind missing_modes.py.
+"""Missing modes counted by a third-party noisy discriminator (Che et al. 2017, §3.4 and §4.2.1, Tables 3-4), the library behind missing_modes.py.
 
 A fresh D* with the architecture of the GAN's own D is trained to tell
 training images (label 1) from generated images (label 0), both with

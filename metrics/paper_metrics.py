@@ -1,4 +1,4 @@
-"""The evaluation protocols of the prior papers as registered metrics: FID-5k and IS-5k x 10 (PriorGAN Table 1), MODE score and #Miss / KL with a user-given classifier (MDGAN), MS-SSIM diversity (RFGAN Table 1), density and coverage (Naeem et al. 2020), and FID on a ResNet-101 backbone.
+"""The evaluation protocols of the prior papers as registered metrics: FID-5k and IS-5k x 10 (PriorGAN Table 1), MODE score and #Miss / KL with a user-given classifier (Che et al. 2017), MS-SSIM diversity (RFGAN Table 1), density and coverage (Naeem et al. 2020), and FID on a ResNet-101 backbone.
 
 Every metric asks for its features through metric_utils.get_feature_stats,
 so metrics that use the same generated images share one generator pass: the
@@ -67,7 +67,7 @@ def is5k(opts):
     return dict(is5k_mean=mean, is5k_std=std)
 
 #----------------------------------------------------------------------------
-# MDGAN, with the classifier of --classifier / $SG2ADA_CLASSIFIER.
+# Che et al. 2017, with the classifier of --classifier / $SG2ADA_CLASSIFIER.
 
 @metric_main.register_metric
 def mode10k(opts):

@@ -14,7 +14,7 @@ centre mu_k, std sigma_k and weight pi_k; 3 sigma is the quality radius):
              in units of sigma_k); the direction of Che et al.'s #Miss/KL
              table (spec §3.6.12). It stays finite when modes are missed.
     dds      sum_k |pi_k - f_g,k|, PriorGAN's Eq. 7 with the true modes in place
-             of the GMM components and nearest-centre assignment (§3.3).
+             of the mixture components and nearest-centre assignment (§3.3).
 
 Data points are fresh draws from the true mixture for the built-in sets
 (not the training points), and a seeded choice of training points for a user

@@ -465,8 +465,8 @@ class SynthesisNetwork(torch.nn.Module):
     of highest resolutions computed in float16; side_kwargs: None, or dict(class_name=..., **kwargs) of a
     side-input module S (see below); block_kwargs: passed on to every SynthesisBlock.
 
-    Side input (an extension, not in the official network; used by priors such as P2GAN's posterior
-    modules): S is built as `S(channels=[c_0, c_1, ...], **kwargs)` with the output channels of every
+    Side input (an extension, not in the official network; used by plugins, e.g. P2GAN's
+    side modules): S is built as `S(channels=[c_0, c_1, ...], **kwargs)` with the output channels of every
     modulated 3x3 conv layer in execution order (ToRGB excluded). `forward(ws, side=...)` then replaces the
     output x of conv layer i (after bias, activation and clamp) by `S(i, x, side)`; `side` is any
     per-sample input or None (sampling without one: S decides what that means, e.g. stored factors).
@@ -727,7 +727,7 @@ class Discriminator(torch.nn.Module):
     SynthesisNetwork; conv_clamp (None = disable); cmap_dim: label embedding size (None = channels at
     4x4); block_kwargs, mapping_kwargs, epilogue_kwargs: for the blocks, the label mapping, the epilogue.
 
-    Extensions (not in the official network; used by priors, all off by default):
+    Extensions (not in the official network; used by plugins, all off by default):
     out_dim: width of the raw output, e.g. a distribution's parameters (None = one logit);
     feature_kwargs: None, or dict(class_name=..., **kwargs) of a feature module F built as
     `F(img_resolution=..., img_channels=..., **kwargs)`, called on D's input image and returning [N, F]

@@ -1,12 +1,12 @@
 """One home for resuming a run: the resume pickle is read once, exact vs weights-only is decided once, and every part
-of the loop (networks, optimizers, ADA, sampler, loss and priors) gets its state through the accessors here.
+of the loop (networks, optimizers, ADA, sampler, loss and its plugins) gets its state through the accessors here.
 
 Layout of a snapshot's 'resume_state' (version 2; version 1 snapshots are read too):
 
     version, cur_nimg, cur_tick, batch_idx, total_sec, num_gpus, training_options
     optimizers  {opt_key: optimizer state}      'G', 'D' and the extra phases' own optimizers
     ada         AdaptiveP state or None
-    loss        the loss's state_dict(): shared by every rank (e.g. the priors' state)
+    loss        the loss's state_dict(): shared by every rank (e.g. the plugins' state)
     ranks       [per rank: rng, sampler, loss (the loss's rank_state_dict())]
 
 Shared state survives a change of the number of processes; per-rank state is restored only when the count is

@@ -9,7 +9,7 @@ uint8 pixels in [0, 255], toy items are float32 coordinates in data units
 Data specs (the `path` argument, also train.py's --data):
 
     toy:ring8                     8 modes on a circle, radius 2, std 0.02 (Metz et al. 2017)
-    toy:ring6                     6 modes on a circle, radius 5, std 0.1 (MDGAN App. C)
+    toy:ring6                     6 modes on a circle, radius 5, std 0.1 (Che et al. 2017, App. C)
     toy:grid25                    5 x 5 grid at {-4, -2, 0, 2, 4}^2, std 0.05
     toy:ring8,rare=0.02           the same ring with mode 0 at 2 % of the points
     toy:ring8,radius=0.8,std=0.1,n=50000,seed=3,rare=0.05,rare_mode=2

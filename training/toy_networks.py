@@ -42,8 +42,8 @@ _ACTIVATIONS = dict(relu=torch.relu, tanh=torch.tanh, lrelu=lambda x: torch.nn.f
 # the code base (training loop, grids, metrics, generate.py); the mapping turns it into the chosen distribution
 # first, through the normal CDF Phi, which maps N(0, 1) exactly onto U(0, 1):
 #   normal     z                                 N(0, I) (default)
-#   uniform    2 Phi(z) - 1 = erf(z / sqrt(2))   U(-1, 1)^d (masked paper Table 1)
-#   uniform01  Phi(z)                            U[0, 1]^d (MDGAN App. C)
+#   uniform    2 Phi(z) - 1 = erf(z / sqrt(2))   U(-1, 1)^d (Goerttler & Kloft Table 1)
+#   uniform01  Phi(z)                            U[0, 1]^d (Che et al. App. C)
 LATENT_DISTRIBUTIONS = ('normal', 'uniform', 'uniform01')
 
 def latent_from_normal(z, z_dist):
@@ -125,7 +125,7 @@ class ToySynthesisNetwork(torch.nn.Module):
         activation      = 'relu',   # Hidden activation: relu, lrelu, tanh or linear.
         num_ws          = 2,        # Copies of w it takes (reads the first).
         side_kwargs     = None,     # dict(class_name=..., **kwargs) of a side module S; None = disable.
-        out_activation  = 'linear', # Output activation: linear (data units), tanh (masked paper Table 1: data in (-1, 1)^2), ...
+        out_activation  = 'linear', # Output activation: linear (data units), tanh (Goerttler & Kloft Table 1: data in (-1, 1)^2), ...
     ):
         super().__init__()
         _check_toy_shape('ToySynthesisNetwork', 0, img_resolution, img_channels)
@@ -202,7 +202,7 @@ class ToyDiscriminator(torch.nn.Module):
         out_dim         = None,     # Width of the raw output; None = 1 logit.
         feature_kwargs  = None,     # dict(class_name=..., **kwargs) of a feature module F; None = disable.
         feature_at      = 'out',    # Concatenate F's features before the output layer ('out') or the last hidden layer ('fc').
-        out_activation  = 'linear', # Output activation: linear (the logit) or sigmoid (the masked paper's critic, spec §2.2).
+        out_activation  = 'linear', # Output activation: linear (the logit) or sigmoid (Goerttler & Kloft's critic, spec §2.2).
     ):
         super().__init__()
         _check_toy_shape('ToyDiscriminator', c_dim, img_resolution, img_channels)

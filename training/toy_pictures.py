@@ -1,4 +1,4 @@
-"""Toy lab pictures (Pillow only): samples over the data density, D's value with its gradient field (PriorGAN Fig. 1, MDGAN Fig. 9) and the mode histogram, real vs generated.
+"""Toy lab pictures (Pillow only): samples over the data density, D's value with its gradient field (PriorGAN Fig. 1, Che et al. 2017 Fig. 9) and the mode histogram, real vs generated.
 
 At every image snapshot of a toy run the loop calls `ToyDataset.on_snapshot`,
 which writes `toy<kimg>.png` into the run folder: three panels side by side,

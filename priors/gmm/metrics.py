@@ -22,9 +22,10 @@ in settings['assign_rule']). DDS lies in [0, 2]; 0 = the same frequencies.
 A component that holds no real or no generated image just adds |f^r - f^g|.
 
 Where the prior comes from (first match):
-  - MetricOptions.prior_file: a prior-file path, the plain prior-file dict, or
-    a loaded priors.gmm.prior_file.PriorFile (calc_metrics.py --prior-file=PATH;
-    the training loop passes the run's prior);
+  - the metric option `prior_file` (opts.extra.prior_file, registered with
+    the metrics as PRIOR_FILE_OPTION, so calc_metrics.py offers
+    --prior-file=PATH): a prior-file path, the plain prior-file dict, or a
+    loaded priors.gmm.prior_file.PriorFile;
   - the GMM prior state of MetricOptions.snapshot, a training snapshot of a
     run with --prior=gmm (the shared loss state of its resume_state, training.resume.loss_state(snapshot)['priors']['gmm']
     ['prior_file']);
@@ -213,7 +214,7 @@ def _prior_detector(prior, opts):
 
 def compute_prior_scores(opts, metric, num_gen):
     try:
-        prior = load_metric_prior(opts.prior_file, opts.snapshot)
+        prior = load_metric_prior(opts.extra.get('prior_file'), opts.snapshot)
     except prior_file_module.PriorFileError as err:
         raise metric_utils.MetricOptionsError(f'{metric}: {err}', option='prior_file') from err
     if prior is None:
@@ -238,21 +239,28 @@ def _dds(opts, name, num_gen):
     return {name: float('nan') if scores is None else scores['dds']}
 
 #----------------------------------------------------------------------------
-# The registered metrics.
+# The registered metrics and their option --prior-file (calc_metrics.py loads
+# and checks the file once, before any metric runs).
 
-@metric_main.register_metric
+def _load_prior_option(path):
+    return load_metric_prior(prior_file=path)
+
+PRIOR_FILE_OPTION = metric_main.MetricOption('prior_file', metavar='FILE', load=_load_prior_option,
+    help='Prior file of the prior metrics (qs*, dds*), from build_prior.py  [default: the prior of a snapshot trained with --prior=gmm]')
+
+@metric_main.register_metric(options=[PRIOR_FILE_OPTION])
 def qs50k(opts):
     return _qs(opts, 'qs50k', NUM_GEN_50K)
 
-@metric_main.register_metric
+@metric_main.register_metric(options=[PRIOR_FILE_OPTION])
 def dds50k(opts):
     return _dds(opts, 'dds50k', NUM_GEN_50K)
 
-@metric_main.register_metric
+@metric_main.register_metric(options=[PRIOR_FILE_OPTION])
 def qs10k(opts):
     return _qs(opts, 'qs10k', NUM_GEN_10K)
 
-@metric_main.register_metric
+@metric_main.register_metric(options=[PRIOR_FILE_OPTION])
 def dds10k(opts):
     return _dds(opts, 'dds10k', NUM_GEN_10K)
 
