@@ -13,6 +13,7 @@ import dnnlib
 import legacy
 from dnnlib import cli
 from torch_utils import misc
+from torch_utils import safe_load as safe_loading
 from training import sampling
 from training import toy_networks
 from training import toy_pictures
@@ -80,11 +81,12 @@ def pick_device(name):
 #----------------------------------------------------------------------------
 # The G_ema generator of a network pickle (local path or URL), on `device`.
 
-def load_generator(network_pkl, device, safe_load=False):
+def load_generator(network_pkl, device, safe_load=None):
     return load_network(network_pkl, device, safe_load=safe_load)['G_ema']
 
-# The whole network pickle (a dict), its G_ema moved to `device`.
-def load_network(network_pkl, device, safe_load=False):
+# The whole network pickle (a dict), its G_ema moved to `device`. Read in safe mode unless the command
+# runs with --trust-pickle (safe_load=None; True forces safe mode).
+def load_network(network_pkl, device, safe_load=None):
     try:
         network_pkl = legacy.resolve_network_pkl(network_pkl)
     except legacy.NetworkPickleError as err:
@@ -92,7 +94,7 @@ def load_network(network_pkl, device, safe_load=False):
     print(f'Loading networks from "{network_pkl}"...')
     try:
         with dnnlib.util.open_url(network_pkl) as f:
-            data = legacy.load_network_pkl(f, safe=safe_load)
+            data = legacy.load_network_pkl(f, safe=(True if safe_load else None))
     except legacy.NetworkPickleError as err:  # its message already names the file
         raise click.ClickException(f'--network: {err}') from err
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
@@ -194,6 +196,20 @@ def check_grid_size(grid_size, num_images):
                                    f'use a larger grid or fewer seeds')
 
 #----------------------------------------------------------------------------
+# Options that have no meaning for a toy lab generator (2-D points, unconditional, no W projection):
+# refused before any work, each with what applies instead.
+
+def check_point_generator_options(grid_size=None, class_idx=None, projected_w=None):
+    if grid_size is not None:
+        raise click.ClickException('--grid does not apply to a toy network: it draws 2-D points, which go to one scatter plot '
+                                   '(points.png, with points.npy and points.csv); drop --grid')
+    if class_idx is not None:
+        raise click.ClickException('--class does not apply to a toy network: toy networks are unconditional; drop --class')
+    if projected_w is not None:
+        raise click.ClickException('--projected-w does not apply to a toy network: it renders images from projector.py W '
+                                   'vectors; use --seeds to draw points')
+
+#----------------------------------------------------------------------------
 # Float images [N, C, H, W] in [-1, 1] -> list of uint8 [H, W, C] arrays.
 
 def to_pixels(img):
@@ -205,6 +221,7 @@ def to_pixels(img):
 #----------------------------------------------------------------------------
 
 @click.command()
+@safe_loading.cli_options
 @click.option('--network', 'network_pkl', help='Network pickle filename or URL, or a training run folder (its newest snapshot)', required=True)
 @click.option('--seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='List of random seeds, e.g. "0-3,7"')
 @click.option('--trunc', 'truncation_psi', type=cli.FiniteFloat(), help='Truncation psi', default=1, show_default=True)
@@ -214,7 +231,6 @@ def to_pixels(img):
 @click.option('--grid', 'grid_size', type=GridSize(), metavar='WxH', help='Write one grid.png of all images, row-major, instead of one file each')
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', 'device_name', help='Torch device  [default: cuda if available, else cpu]', type=str)
-@click.option('--safe-load', is_flag=True, help='Load with an allowlist unpickler that refuses anything but network data (for untrusted files)')
 @click.option('--prior-sampling', type=bool, default=True, show_default=True, metavar='BOOL',
               help='Draw latents through the sample-time transform stored in the snapshot by its priors (e.g. the masked prior); false = plain N(0, I)')
 def generate_images(
@@ -227,7 +243,6 @@ def generate_images(
     grid_size,
     outdir: str,
     device_name,
-    safe_load: bool,
     prior_sampling: bool = True,
 ):
     """Generate images using a pretrained network pickle.
@@ -255,14 +270,16 @@ def generate_images(
         raise click.ClickException(f'--projected-w: file not found: "{projected_w}"')
     if projected_w is None and grid_size is not None:
         check_grid_size(grid_size, len(seeds))
-    data = load_network(network_pkl, device, safe_load=safe_load)
+    data = load_network(network_pkl, device)
     G = data['G_ema']
+    if toy_networks.is_point_generator(G):
+        check_point_generator_options(grid_size=grid_size, class_idx=class_idx, projected_w=projected_w)
     transform = load_transform(data, prior_sampling)
     os.makedirs(outdir, exist_ok=True)
     force_fp32 = (device.type == 'cpu')  # half precision is slow on CPU; outputs agree up to fp16 rounding
 
     # A toy lab generator makes 2-D points: points.npy, points.csv and a scatter plot points.png (docs/toy-lab.md).
-    if toy_networks.is_point_generator(G) and projected_w is None:
+    if toy_networks.is_point_generator(G):
         z = torch.cat([seed_to_z(seed, G.z_dim, device) for seed in seeds])
         with torch.no_grad():
             points = sampling.sample(G, z, make_label(G, class_idx, device).repeat(len(seeds), 1), transform=transform,

@@ -1,9 +1,12 @@
 """Load network pickles (our own, official StyleGAN2-ADA snapshots, TensorFlow StyleGAN2 pickles) and convert them.
 
-`load_network_pkl(f, force_fp16=False, safe=False)` returns the snapshot dict with keys `G`, `D`, `G_ema`,
+`load_network_pkl(f, force_fp16=False, safe=None)` returns the snapshot dict with keys `G`, `D`, `G_ema`,
 `training_set_kwargs` and `augment_pipe`. TensorFlow pickles (a tuple of three `dnnlib.tflib.network.Network`
-objects) are converted to our networks. With `safe=True` the pickle is read by an allowlist unpickler that
-accepts only the globals a network pickle needs, so a hostile file is refused before it can run anything.
+objects) are converted to our networks. Safe mode is the default (issue 20): the pickle is read by an allowlist
+unpickler that accepts only the globals a network pickle needs, so a hostile file is refused before it can run
+anything; our snapshots, official pickles and TF pickles all load in it. `safe=None` means safe unless pickles
+are trusted (torch_utils.safe_load: the scripts' --trust-pickle); `safe=False` is the official loader's
+behaviour (embedded source of unknown classes is exec'd).
 """
 
 import codecs
@@ -23,6 +26,7 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
+from torch_utils import safe_load
 
 #----------------------------------------------------------------------------
 # Raised for every file that cannot be read as a network pickle. The message
@@ -35,7 +39,9 @@ class NetworkPickleError(ValueError):
 # Read a network pickle from a binary file object (or a path). Returns a dict
 # holding at least G, D, G_ema, training_set_kwargs and augment_pipe.
 
-def load_network_pkl(f, force_fp16=False, safe=False):
+def load_network_pkl(f, force_fp16=False, safe=None):
+    if safe is None:
+        safe = not safe_load.pickles_trusted()
     if isinstance(f, (str, os.PathLike)):
         with open(f, 'rb') as file:
             return load_network_pkl(file, force_fp16=force_fp16, safe=safe)
@@ -61,8 +67,8 @@ def load_network_pkl(f, force_fp16=False, safe=False):
     except NetworkPickleError as err:
         if safe:
             raise
-        raise NetworkPickleError(f'{err}. Note: the file was unpickled in full, which runs any code it carries; '
-                                 f'open files you do not trust with safe=True (--safe-load)') from None
+        raise NetworkPickleError(f'{err}. Note: the file was unpickled in full (--trust-pickle), which runs any code '
+                                 f'it carries; leave --trust-pickle out for files you do not trust') from None
     if force_fp16:
         _force_fp16(data, name)
     return data
@@ -135,8 +141,7 @@ def _unpickle(f, name, safe):
         return unpickler.load()
     except _RefusedGlobal as err:
         raise NetworkPickleError(f'{name}: refusing {err}: a network pickle never needs it, so this is not '
-                                 f'a trusted network pickle (safe mode); load it without safe mode only if you '
-                                 f'trust where it came from') from None
+                                 f'a trusted network pickle (safe mode); {safe_load.TRUST_HINT}') from None
     except _UnavailableGlobal as err:
         raise NetworkPickleError(f'{name}: {err}') from None
     except (EOFError, pickle.UnpicklingError) as err:
@@ -584,13 +589,12 @@ def convert_tf_discriminator(tf_D):
 #----------------------------------------------------------------------------
 
 @click.command()
+@safe_load.cli_options
 @click.option('--source', help='Network pickle to read (path, URL, or a training run folder: its newest snapshot)', required=True, metavar='PATH')
 @click.option('--dest', help='Where to write the converted snapshot pickle', required=True, metavar='PATH')
 @click.option('--force-fp16', help='Rebuild the networks with FP16 in the 4 highest resolutions', type=bool,
               default=False, show_default=True, metavar='BOOL')
-@click.option('--safe-load', help='Read with the allowlist unpickler (refuses untrusted content)', type=bool,
-              default=False, show_default=True, metavar='BOOL')
-def convert_network_pickle(source, dest, force_fp16, safe_load):
+def convert_network_pickle(source, dest, force_fp16):
     """Convert a network pickle into a StyleGAN2-ADA (PyTorch) snapshot pickle.
 
     Reads TensorFlow StyleGAN2 pickles as well as PyTorch snapshots (official or ours) and writes a dict with
@@ -610,7 +614,7 @@ def convert_network_pickle(source, dest, force_fp16, safe_load):
     print(f'Loading "{source}"...')
     try:
         with dnnlib.util.open_url(source) as f:
-            data = load_network_pkl(f, force_fp16=force_fp16, safe=safe_load)
+            data = load_network_pkl(f, force_fp16=force_fp16)
     except OSError as err:
         raise click.ClickException(f'--source: cannot read "{source}": {err}') from err
     except ValueError as err:

@@ -10,18 +10,21 @@ import torch
 
 import dnnlib
 import legacy
+from dnnlib import cli
 from metrics import noisy_discriminator
+from torch_utils import safe_load
+from training import toy_data
 
 STATE_FILE = 'noisy-d-state.pt'
 RESULT_FILE = 'missing-modes.json'
 
 #----------------------------------------------------------------------------
 
-def _load_snapshot(network_pkl, safe_load):
+def _load_snapshot(network_pkl):
     if not os.path.isfile(network_pkl):
         raise click.ClickException(f'--network: file not found: "{network_pkl}"')
     try:
-        return legacy.load_network_pkl(network_pkl, safe=safe_load)
+        return legacy.load_network_pkl(network_pkl)  # safe mode unless --trust-pickle
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
         raise click.ClickException(f'--network: cannot load "{network_pkl}": {err}') from err
 
@@ -30,27 +33,50 @@ def _parse_thresholds(value):
         thresholds = sorted(float(t) for t in value.split(',') if t.strip())
     except ValueError as err:
         raise click.ClickException(f'--thresholds: expected comma-separated numbers, got "{value}"') from err
-    if not thresholds or not all(0 <= t < 1 for t in thresholds):
+    if not thresholds or not all(0 <= t < 1 for t in thresholds):  # NaN fails the comparison too
         raise click.ClickException(f'--thresholds: give numbers in [0, 1), got "{value}"')
     return thresholds
+
+# --device, checked before any work.
+def _pick_device(name):
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise click.ClickException(f'--device={name}, but that CUDA device is not available here; use --device=cpu')
+    return device
+
+# The resumable state of an earlier run in --outdir (safe loading: tensors and plain data only).
+def _load_state(state_path, device):
+    try:
+        state = safe_load.load_torch_file(state_path, what='state file', trust=False, map_location=device)
+    except safe_load.FileLoadError as err:
+        raise click.ClickException(f'--outdir: {err}; delete it to start over') from err
+    if not isinstance(state, dict) or not isinstance(state.get('settings'), dict):
+        raise click.ClickException(f'--outdir: the state file {state_path} is not a {STATE_FILE} written by missing_modes.py; '
+                                   f'delete it to start over')
+    return state
 
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
+@safe_load.cli_options
 @click.option('--network', 'network_pkl', help='Network pickle (snapshot) whose G is tested; D* copies its D architecture', metavar='PATH', required=True)
 @click.option('--test-data', help='Held-out test images (zip or folder) that D* scores', metavar='PATH', required=True)
 @click.option('--data', help='Training images D* sees as real  [default: the training set recorded in the pickle]', metavar='PATH')
 @click.option('--outdir', help='Folder of the state file (resume) and the result', metavar='DIR', required=True)
-@click.option('--sigma', help='Std of the Gaussian input noise of D*, in [-1, 1] pixel units (MDGAN: 3.5 and 4.0)', type=click.FloatRange(min=0), default=3.5, show_default=True)
-@click.option('--kimg', help='Training length of D*, in thousands of real images (as many generated)', type=click.FloatRange(min=0, min_open=True), default=500, show_default=True)
+@click.option('--sigma', help='Std of the Gaussian input noise of D*, in [-1, 1] pixel units (MDGAN: 3.5 and 4.0)', type=cli.FiniteFloat(min=0), default=3.5, show_default=True)
+@click.option('--kimg', help='Training length of D*, in thousands of real images (as many generated)', type=cli.FiniteFloat(min=0, min_open=True), default=500, show_default=True)
 @click.option('--batch', help='Real images per D* step (and as many generated)', type=click.IntRange(min=1), default=32, show_default=True)
-@click.option('--lr', help='Adam learning rate of D* (betas 0, 0.99 as the GAN D)', type=click.FloatRange(min=0, min_open=True), default=0.0025, show_default=True)
+@click.option('--lr', help='Adam learning rate of D* (betas 0, 0.99 as the GAN D)', type=cli.FiniteFloat(min=0, min_open=True), default=0.0025, show_default=True)
 @click.option('--seed', help='Seeds the weights of D* and every draw', type=int, default=0, show_default=True)
-@click.option('--snap-kimg', help='Save the resumable state every this many kimg', type=click.FloatRange(min=0, min_open=True), default=50, show_default=True)
+@click.option('--snap-kimg', help='Save the resumable state every this many kimg', type=cli.FiniteFloat(min=0, min_open=True), default=50, show_default=True)
 @click.option('--thresholds', help='Thresholds tau of the printed curve; an image counts when P(real) > tau', default=','.join(str(t) for t in noisy_discriminator.DEFAULT_THRESHOLDS), show_default=True)
-@click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
-def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, snap_kimg, thresholds, safe_load, device):
+def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, snap_kimg, thresholds, device):
     """Train a fresh noisy D* on training vs generated images, then count test images it calls real.
 
     D* has the architecture of the snapshot's D (fresh weights from --seed)
@@ -65,8 +91,14 @@ def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, sna
       python missing_modes.py --network=snapshot.pkl --test-data=celeba-test.zip --sigma=3.5 --outdir=out/mm-3.5
     """
     tau = _parse_thresholds(thresholds)
-    device = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    snapshot = _load_snapshot(network_pkl, safe_load)
+    device = _pick_device(device)
+    for option, path in (('--test-data', test_data), ('--data', data)):
+        if path is not None and toy_data.is_toy_spec(path):
+            raise click.ClickException(f'{option}={path} is toy data (2-D points); missing_modes.py counts test images on modes a '
+                                       f'generator misses. For toy runs the toy metrics count modes directly: '
+                                       f'calc_metrics.py --metrics=toy2k')
+    cli.check_output_folder(outdir, '--outdir')
+    snapshot = _load_snapshot(network_pkl)
     for key in ('G_ema', 'D'):
         if snapshot.get(key) is None:
             raise click.ClickException(f'--network: "{network_pkl}" holds no {key}; use a training snapshot')
@@ -94,12 +126,16 @@ def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, sna
     trainer = noisy_discriminator.NoisyDTrainer(D_star, G, dataset_kwargs, sigma=sigma, seed=seed, batch_size=batch, lr=lr, device=device)
     os.makedirs(outdir, exist_ok=True)
     state_path = os.path.join(outdir, STATE_FILE)
-    if os.path.isfile(state_path):
-        state = torch.load(state_path, map_location=device, weights_only=True)
+    if os.path.exists(state_path):
+        state = _load_state(state_path, device)
         if state['settings'] != settings:
             raise click.ClickException(f'--outdir: {state_path} was made with other settings ({state["settings"]}); '
                                        f'use another --outdir or delete the file')
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+            raise click.ClickException(f'--outdir: the state file {state_path} does not fit this D* ({safe_load._first_line(err)}); '
+                                       f'delete it to start over') from err
         print(f'Resuming at {trainer.step * batch / 1000:.3f} kimg from {state_path}')
 
     # Train, saving the state every snap_kimg.

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 
 from dnnlib import cli
+from torch_utils import safe_load as safe_loading
+from training import toy_networks
 from generate import MAX_SEED, IntList, load_network, load_transform, make_label, pick_device, save_image, to_pixels
 
 #----------------------------------------------------------------------------
@@ -29,6 +31,7 @@ def seeds_to_ws(G, seeds, label, truncation_psi, transform=None):
 #----------------------------------------------------------------------------
 
 @click.command()
+@safe_loading.cli_options
 @click.option('--network', 'network_pkl', help='Network pickle filename or URL, or a training run folder (its newest snapshot)', required=True)
 @click.option('--rows', 'row_seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='Seeds of the rows (they give the styles not replaced)', required=True)
 @click.option('--cols', 'col_seeds', type=IntList(max_value=MAX_SEED, what='seed'), help='Seeds of the columns (they give the styles in --styles)', required=True)
@@ -38,7 +41,6 @@ def seeds_to_ws(G, seeds, label, truncation_psi, transform=None):
 @click.option('--noise-mode', help='Noise mode', type=click.Choice(['const', 'random', 'none']), default='const', show_default=True)
 @click.option('--outdir', help='Where to save the output images', type=str, required=True, metavar='DIR')
 @click.option('--device', 'device_name', help='Torch device  [default: cuda if available, else cpu]', type=str)
-@click.option('--safe-load', is_flag=True, help='Load with an allowlist unpickler that refuses anything but network data (for untrusted files)')
 @click.option('--prior-sampling', type=bool, default=True, show_default=True, metavar='BOOL',
               help='Draw latents through the sample-time transform stored in the snapshot by its priors; false = plain N(0, I)')
 def generate_style_mix(
@@ -51,7 +53,6 @@ def generate_style_mix(
     noise_mode: str,
     outdir: str,
     device_name,
-    safe_load: bool,
     prior_sampling: bool = True,
 ):
     """Generate a style-mixing matrix using a pretrained network pickle.
@@ -69,8 +70,11 @@ def generate_style_mix(
     """
     device = pick_device(device_name)
     cli.check_output_folder(outdir, '--outdir')
-    data = load_network(network_pkl, device, safe_load=safe_load)
+    data = load_network(network_pkl, device)
     G = data['G_ema']
+    if toy_networks.is_point_generator(G):
+        raise click.ClickException(f'--network: "{network_pkl}" is a toy network (2-D points, no image layers), so style mixing '
+                                   f'does not apply; draw its points with generate.py --seeds')
     transform = load_transform(data, prior_sampling)
     bad_styles = [s for s in col_styles if s >= G.num_ws]
     if bad_styles:

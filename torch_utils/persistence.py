@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from dnnlib import plugins
 
 #----------------------------------------------------------------------------
 
@@ -43,7 +44,7 @@ _src_to_module_dict = dict()  # source text -> module (imported, or created by e
 _known_classes = dict()       # class name -> [decorated classes of imported modules], rebuilt by name.
 
 _EXEC_PREFIX = '_imported_module_'                       # Name prefix of modules made from pickled source.
-_ON_DEMAND_MODULES = ('training.networks', 'training.augment', 'priors')  # Imported when a class name is unknown (priors: their modules in G or D).
+_ON_DEMAND_MODULES = ('training.networks', 'training.augment', 'training.toy_networks')  # Imported when a class name is unknown, then the plugins (their modules in G or D).
 
 #----------------------------------------------------------------------------
 # Decorator that makes a class persistent. The returned subclass keeps the
@@ -170,11 +171,11 @@ def _rebuild_persistent_obj(meta, safe):
     if safe:
         if first_mismatch is not None:
             raise ValueError(f'refusing to load {class_name} in safe mode: the pickled object does not match '
-                             f'{_class_path(candidates[0])} ({first_mismatch}); load without safe mode '
+                             f'{_class_path(candidates[0])} ({first_mismatch}); give --trust-pickle (safe=False) '
                              f'only if you trust the file')
         raise ValueError(f'refusing to load unknown class {class_name} in safe mode: only training.networks, '
                          f'training.augment and imported persistent classes can be rebuilt; import the module '
-                         f'that defines it, or load without safe mode only if you trust the file')
+                         f'that defines it, or give --trust-pickle (safe=False) only if you trust the file')
 
     # 4. Normal mode: exec the embedded source, as the official loader does.
     if not _defines_class(module_src, class_name):
@@ -208,7 +209,7 @@ def _class_path(cls):
 
 def _known_classes_named(class_name):
     if class_name not in _known_classes:
-        for module_name in _ON_DEMAND_MODULES:
+        for module_name in _ON_DEMAND_MODULES + tuple(plugins.plugin_modules()):
             if module_name not in sys.modules:
                 try:
                     importlib.import_module(module_name)
@@ -256,7 +257,7 @@ def _rebuild_known_class(cls, state):
             if (our_tensor is None) != (their_tensor is None):
                 raise _StateMismatch(f'{kind} "{name}" is {"None" if their_tensor is None else "set"} in the pickle '
                                      f'but {"None" if our_tensor is None else "set"} in ours')
-            # An empty buffer in a fresh object is a placeholder sized by fitting (e.g. a GMM's means_),
+            # An empty buffer in a fresh object is a placeholder sized by fitting (e.g. a fitted mixture's means_),
             # so it takes the pickled shape; every other tensor must keep the shape our constructor gives it.
             placeholder = slot == '_buffers' and our_tensor is not None and our_tensor.numel() == 0
             if our_tensor is not None and not placeholder and tuple(their_tensor.shape) != tuple(our_tensor.shape):

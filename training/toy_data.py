@@ -44,16 +44,25 @@ from training.dataset import Dataset, DatasetError
 
 class ToyModes:
     def __init__(self, centres, stds, weights=None):
-        centres = np.asarray(centres, dtype=np.float64)
+        centres = _real_array(centres, 'centres')
         if centres.ndim != 2 or centres.shape[1] != 2 or centres.shape[0] < 1:
             raise ValueError(f'toy modes: centres must be a K x 2 list of points, got shape {list(centres.shape)}')
+        if not np.all(np.isfinite(centres)) or np.abs(centres).max() > MAX_COORDINATE:
+            raise ValueError(f'toy modes: centres must be finite numbers within +-{MAX_COORDINATE:g}, got {centres.tolist()}')
         num = centres.shape[0]
-        stds = np.broadcast_to(np.asarray(stds, dtype=np.float64), [num]).copy()
-        if not np.all(stds > 0):
-            raise ValueError(f'toy modes: every std must be > 0, got {stds.tolist()}')
-        weights = np.full([num], 1 / num) if weights is None else np.asarray(weights, dtype=np.float64)
-        if weights.shape != (num,) or np.any(weights < 0) or not weights.sum() > 0:
-            raise ValueError(f'toy modes: weights must be {num} non-negative numbers with a positive sum, got {np.asarray(weights).tolist()}')
+        stds = _real_array(stds, 'stds')
+        if stds.ndim > 1 or (stds.ndim == 1 and stds.shape[0] != num):
+            raise ValueError(f'toy modes: stds must be one number or one per centre; got {stds.size} stds for {num} centres '
+                             f'(the lengths must match)')
+        stds = np.broadcast_to(stds, [num]).copy()
+        if not np.all(np.isfinite(stds)) or not np.all(stds > 0) or stds.max() > MAX_COORDINATE:
+            raise ValueError(f'toy modes: every std must be a finite number > 0 (at most {MAX_COORDINATE:g}), got {stds.tolist()}')
+        weights = np.full([num], 1 / num) if weights is None else _real_array(weights, 'weights')
+        if weights.shape != (num,):
+            raise ValueError(f'toy modes: weights must be one per centre; got {weights.size} weights for {num} centres '
+                             f'(the lengths must match)')
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError(f'toy modes: weights must be {num} finite non-negative numbers with a positive sum, got {weights.tolist()}')
         self.centres, self.stds, self.weights = centres, stds, weights / weights.sum()
 
     @property
@@ -62,6 +71,25 @@ class ToyModes:
 
     def as_dict(self):
         return dict(centres=self.centres.tolist(), stds=self.stds.tolist(), weights=self.weights.tolist())
+
+# Numbers of a modes description as a float64 array; refuses strings, booleans and complex numbers.
+def _real_array(values, what):
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f'toy modes: {what} must be numbers ({err})') from None
+    if array.dtype.kind not in 'iuf':
+        raise ValueError(f'toy modes: {what} must be real numbers, got {array.tolist()!r}')
+    return array.astype(np.float64)
+
+#----------------------------------------------------------------------------
+# Bounds. Coordinates travel as float32 (the networks' dtype): beyond MAX_COORDINATE they lose all precision
+# long before they overflow. Each point costs about BYTES_PER_POINT bytes while a set is drawn
+# (float64 points and noise, float32 copy, int64 labels), which bounds n.
+
+MAX_COORDINATE = 1e6
+BYTES_PER_POINT = 48
+MAX_POINTS = 50_000_000
 
 #----------------------------------------------------------------------------
 # The built-in sets: name -> (default options, builder(options) -> ToyModes).
@@ -117,16 +145,17 @@ def _check_options(name, o):
     problems = []
     if o['n'] < 1:
         problems.append(f'n={o["n"]} must be >= 1')
-    if o['seed'] < 0:
-        problems.append(f'seed={o["seed"]} must be >= 0')
-    if not o['std'] > 0:
-        problems.append(f'std={o["std"]:g} must be > 0')
-    for key in ('radius', 'spacing'):
-        if key in o and not o[key] > 0:
-            problems.append(f'{key}={o[key]:g} must be > 0')
+    if o['n'] > MAX_POINTS:
+        problems.append(f'n={o["n"]} would need about {o["n"] * BYTES_PER_POINT / 2**30:.3g} GiB of memory '
+                        f'({BYTES_PER_POINT} bytes per point); use n <= {MAX_POINTS}')
+    if not 0 <= o['seed'] < 2**63:
+        problems.append(f'seed={o["seed"]} must be in [0, 2**63)')
+    for key in ('radius', 'spacing', 'std'):
+        if key in o and not 0 < o[key] <= MAX_COORDINATE:  # NaN fails too
+            problems.append(f'{key}={o[key]:g} must be a finite number in (0, {MAX_COORDINATE:g}]')
     if o['rare'] is not None and not 0 < o['rare'] < 1:
         problems.append(f'rare={o["rare"]:g} must be a fraction in (0, 1)')
-    num_modes = len(TOY_SETS[name][1](o)[0])
+    num_modes = len(TOY_SETS[name][1](dict(o, **TOY_SETS[name][0]))[0])  # the count only: default geometry
     if not 0 <= o['rare_mode'] < num_modes:
         problems.append(f'rare_mode={o["rare_mode"]} must be a mode index in [0, {num_modes - 1}]')
     if problems:
@@ -177,22 +206,34 @@ def load_points_file(path):
     except (OSError, ValueError) as err:
         raise DatasetError(f"'{path}' cannot be read as an N x 2 point set ({type(err).__name__}: {err}); "
                            f"save it with numpy.save or as two comma-separated numbers per line") from err
-    points = np.asarray(points, dtype=np.float64)
+    points = np.asarray(points)
+    if points.dtype.kind not in 'iuf':
+        what = {'c': 'complex numbers', 'U': 'strings', 'S': 'bytes', 'b': 'booleans', 'O': 'Python objects'}.get(points.dtype.kind, f'{points.dtype}')
+        raise DatasetError(f"'{path}' holds {what} (dtype {points.dtype}); a toy point set must be real numbers (float or int), N x 2")
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 1:
-        raise DatasetError(f"'{path}' holds an array of shape {list(points.shape)}; a toy point set must be N x 2")
-    if not np.all(np.isfinite(points)):
-        raise DatasetError(f"'{path}' holds {int((~np.isfinite(points)).any(axis=1).sum())} rows with NaN or inf; remove them")
+        raise DatasetError(f"'{path}' holds an array of shape {list(points.shape)}; a toy point set must be N x 2 with N >= 1")
+    if points.shape[0] > MAX_POINTS:
+        raise DatasetError(f"'{path}' holds {points.shape[0]} points, which would need about "
+                           f"{points.shape[0] * BYTES_PER_POINT / 2**30:.3g} GiB of memory; use at most {MAX_POINTS}")
+    points = points.astype(np.float64)
+    # Checked after the cast to float32 too (the dtype the points train in): 1e300 is finite in float64 only.
+    bad = ~np.isfinite(points).all(axis=1) | (np.abs(points) > MAX_COORDINATE).any(axis=1)
+    if bad.any():
+        raise DatasetError(f"'{path}' holds {int(bad.sum())} rows with NaN, inf or coordinates beyond +-{MAX_COORDINATE:g} "
+                           f"(not finite in float32, or past its precision), e.g. row {int(np.argmax(bad))}; remove them or rescale the set")
     return points
 
 def modes_side_file(path):
     return os.path.splitext(path)[0] + '.modes.json'
 
 def load_modes_file(path, points):
+    if os.path.isdir(path):
+        raise DatasetError(f"'{path}' is a folder; the modes side file must be a JSON file (or absent)")
     try:
         with open(path, 'r', encoding='utf-8') as f:
             meta = json.load(f)
         centres, stds = meta['centres'], meta['stds']
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
         raise DatasetError(f"'{path}' must be JSON with \"centres\": [[x, y], ...] and \"stds\": [s, ...] or s "
                            f"(\"weights\" optional) ({type(err).__name__}: {err})") from err
     try:
@@ -238,11 +279,13 @@ class ToyDataset(Dataset):
         else:
             points = load_points_file(self._path)
             side = modes_side_file(self._path)
-            self._modes = load_modes_file(side, points) if os.path.isfile(side) else None
+            self._modes = load_modes_file(side, points) if os.path.exists(side) else None
             labels = nearest_modes(points, self._modes) if self._modes is not None else None
             self.options = None
             name = os.path.splitext(os.path.basename(self._path))[0]
         self._points = points.astype(np.float32)
+        if not np.isfinite(self._points).all():  # the spec and file checks bound every value; this guards the cast
+            raise DatasetError(f'{self._path}: the points are not finite after the cast to float32; use smaller coordinates')
         self._labels = labels
         super().__init__(name=name, raw_shape=[len(points), 2, 1, 1], **super_kwargs)
 
