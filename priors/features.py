@@ -24,10 +24,10 @@ Registered names (see list_extractors()):
   identity   The flattened item itself (feature_dim=2): for the toy lab's 2-D
              points (--cfg=toy, docs/toy-lab.md), the GMM sits on the data.
 Anything else is read as the path or URL of a TorchScript file, a pickled
-nn.Module or (with torchvision, for resnet101) a state_dict. A pickled nn.Module
-RUNS CODE FROM THE FILE when it is loaded (torch.load(weights_only=False));
-build_extractor(..., safe=True) (build_prior.py --safe-load) refuses it and
-accepts only TorchScript files and state_dicts.
+nn.Module or (with torchvision, for resnet101) a state_dict, through the one
+loader torch_utils.safe_load: safe by default, so only TorchScript files and
+state_dicts load. A pickled nn.Module RUNS CODE FROM THE FILE when it is
+loaded; it is accepted only with --trust-pickle (safe_load.trusted_pickles()).
 
 Files are found the way the metrics find their detectors (reusing
 metric_utils.resolve_detector_file): the environment variable
@@ -41,7 +41,6 @@ cache (extract_dataset_features); this module adds no cache of its own.
 
 import contextlib
 import os
-import pickle
 import re
 import zipfile
 
@@ -49,6 +48,7 @@ import torch
 
 from metrics import metric_utils
 from torch_utils import misc
+from torch_utils import safe_load
 
 #----------------------------------------------------------------------------
 # Weights and input conventions.
@@ -226,21 +226,12 @@ def _torchvision_resnet101():
 def _load_network_file(path, device, arch=None, safe=False):
     if _is_torchscript_file(path):
         return metric_utils.get_feature_detector(path, device=device)
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        if safe:
-            raise ValueError(f'"{path}" is a pickled Python object (e.g. a whole nn.Module saved with torch.save), which runs '
-                             f'code from the file when loaded; refused in safe mode. Save the network with '
-                             f'torch.jit.save(torch.jit.script(model), path), or load without safe mode only if you trust the file') from err
-        try:
-            obj = torch.load(path, map_location='cpu', weights_only=False)
-        except (pickle.UnpicklingError, AttributeError, ModuleNotFoundError, EOFError, RuntimeError) as err:
-            raise ValueError(f'"{path}" cannot be read as a network ({describe_error(err)}); give a TorchScript '
-                             f'file (torch.jit.save) or a pickled nn.Module (torch.save(model))') from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise ValueError(f'"{path}" cannot be read as a network ({describe_error(err)}); it may be truncated, '
-                         f'replace it with a TorchScript file or a pickled nn.Module') from err
+    try:  # the one loader (torch_utils.safe_load): safe unless --trust-pickle; safe=True forces safe mode
+        obj = safe_load.load_torch_file(path, what='network file', trust=(False if safe else None))
+    except safe_load.UnsafeFileError as err:
+        raise ValueError(f'{err}; or save the network with torch.jit.save(torch.jit.script(model), path)') from None
+    except safe_load.FileLoadError as err:
+        raise ValueError(f'{err}; give a TorchScript file (torch.jit.save) or, with --trust-pickle, a pickled nn.Module') from None
     if isinstance(obj, torch.nn.Module):
         return obj.to(device)
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
