@@ -17,6 +17,7 @@ import PIL.Image
 
 import dnnlib
 from dnnlib import cli
+from torch_utils import safe_load
 from training import dataset as dataset_module
 from training import synthetic
 
@@ -157,10 +158,10 @@ def _open_cifar10(source, max_images):
             for batch in range(1, 6):
                 member = f'cifar-10-batches-py/data_batch_{batch}'
                 with tar.extractfile(tar.getmember(member)) as f:
-                    data = pickle.load(f, encoding='latin1')
+                    data = safe_load.load_plain_pickle(f, what='CIFAR-10 batch', encoding='latin1')  # arrays and lists only, unless --trust-pickle
                 images.append(np.asarray(data['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
                 labels.extend(int(x) for x in data['labels'])
-    except (tarfile.TarError, KeyError, OSError, EOFError, pickle.UnpicklingError) as err:
+    except (tarfile.TarError, KeyError, OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as err:
         raise click.ClickException(f"--source: '{source}' is not a CIFAR-10 python archive ({type(err).__name__}: {err})") from err
     images = np.concatenate(images).transpose(0, 2, 3, 1)  # [N, 32, 32, 3]
     count = _limit(len(images), max_images)
@@ -265,11 +266,42 @@ class _Progress:
             print(f'{done}/{self.total} images', file=sys.stderr, flush=True)
 
 #----------------------------------------------------------------------------
+# scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes; no download), grey levels 0..16
+# scaled to 0..255, each image's class as its label and its mode. `rare` classes keep only `rare_frac` of their
+# images (the first ones, so the set is a pure function of the options): an imbalanced set for mode-coverage work.
+
+def _open_digits(rare, rare_frac, max_images):
+    from sklearn.datasets import load_digits  # pylint: disable=import-outside-toplevel
+    digits = load_digits()
+    images = np.clip(np.rint(digits.images * (255 / 16)), 0, 255).astype(np.uint8)
+    keep = np.ones(len(images), dtype=bool)
+    for cls in rare:
+        rows = np.flatnonzero(digits.target == cls)
+        keep[rows[max(1, int(round(len(rows) * rare_frac))):]] = False
+    rows = np.flatnonzero(keep)
+    num = _limit(len(rows), max_images)
+    counts = np.bincount(digits.target[rows], minlength=10)
+    info = dict(source='sklearn.datasets.load_digits', rare_classes=sorted(rare), rare_frac=rare_frac, class_counts=counts.tolist())
+    items = (_item(f'digits[{i}]', images[i], int(digits.target[i]), int(digits.target[i])) for i in rows[:num])
+    return num, items, {'digits': info}
+
+def _parse_digit_classes(text):
+    try:
+        classes = sorted({int(part) for part in text.split(',') if part.strip()})
+    except ValueError:
+        classes = [-1]
+    if any(not 0 <= cls <= 9 for cls in classes):
+        raise click.ClickException(f'--digits-rare={text}: expected comma-separated classes 0..9, e.g. 7,8,9')
+    return classes
+
+#----------------------------------------------------------------------------
 # Pick the reader for --source.
 
-def _open_source(source, max_images, synthetic_opts):
+def _open_source(source, max_images, synthetic_opts, digits_opts=None):
     if source == 'synthetic':
         return _open_synthetic(synthetic_opts, max_images)
+    if source == 'digits':
+        return _open_digits(digits_opts.rare, digits_opts.rare_frac, max_images)
     if os.path.isdir(source):
         if source.rstrip('/\\').endswith('_lmdb'):
             return _open_lmdb(source, max_images)
@@ -348,7 +380,8 @@ def _check_labels(labels, names):
 #----------------------------------------------------------------------------
 
 @click.command()
-@click.option('--source', help='Input: folder, .zip, *_lmdb folder, cifar-10-python.tar.gz, train-images-idx3-ubyte.gz or "synthetic"', required=True, metavar='PATH')
+@safe_load.cli_options
+@click.option('--source', help='Input: folder, .zip, *_lmdb folder, cifar-10-python.tar.gz, train-images-idx3-ubyte.gz, "synthetic" or "digits"', required=True, metavar='PATH')
 @click.option('--dest', help='Output .zip archive or (new or empty) folder', required=True, metavar='PATH')
 @click.option('--max-images', help='Convert at most this many images', type=click.IntRange(min=1), metavar='INT')
 @click.option('--resize-filter', help='Filter used when resizing', type=click.Choice(['box', 'lanczos']), default='lanczos', show_default=True)
@@ -361,6 +394,8 @@ def _check_labels(labels, names):
 @click.option('--synthetic-freqs', help=f'synthetic: mode frequencies: uniform, geometric[:R] or w0,w1,...  [default: {synthetic.DEFAULT_FREQUENCIES}]', metavar='SPEC')
 @click.option('--synthetic-seed', help='synthetic: random seed  [default: 0]', type=click.IntRange(0, 2 ** 32 - 1), metavar='INT')
 @click.option('--synthetic-cond', help='synthetic: also store the mode as class label  [default: false]', type=bool, metavar='BOOL')
+@click.option('--digits-rare', help='digits: classes made rare, e.g. 7,8,9  [default: none]', metavar='LIST')
+@click.option('--digits-rare-frac', help='digits: share of each rare class\'s images kept  [default: 0.15]', type=click.FloatRange(0, 1, min_open=True), metavar='FLOAT')
 def convert_dataset(
     source: str,
     dest: str,
@@ -369,6 +404,8 @@ def convert_dataset(
     resize_filter: str,
     width: int,
     height: int,
+    digits_rare: str = None,
+    digits_rare_frac: float = None,
     **synthetic_kwargs,
 ):
     """Convert an image dataset into the format used by training and metrics.
@@ -385,6 +422,9 @@ def convert_dataset(
       synthetic                   built-in multimodal data, no download: coloured
                                   shapes (mode = shape x colour x background) with
                                   known, imbalanced frequencies; see --synthetic-*
+      digits                      scikit-learn's bundled 8x8 handwritten digits
+                                  (1,797 images, class = label = mode), offline;
+                                  --digits-rare makes classes rare
 
     \b
     Output (--dest): PNG files '00000/img00000000.png', ... plus dataset.json
@@ -415,6 +455,10 @@ def convert_dataset(
     given = [name for name, value in synthetic_kwargs.items() if value is not None]
     if source != 'synthetic' and given:
         raise click.ClickException(f"--{given[0].replace('_', '-')} applies only to --source=synthetic")
+    if source != 'digits' and (digits_rare is not None or digits_rare_frac is not None):
+        raise click.ClickException('--digits-rare and --digits-rare-frac apply only to --source=digits')
+    digits_opts = dnnlib.EasyDict(rare=_parse_digit_classes(digits_rare or ''),
+                                  rare_frac=digits_rare_frac if digits_rare_frac is not None else 0.15)
     defaults = dict(num=2000, res=32, modes=synthetic.DEFAULT_NUM_MODES, freqs=None, seed=0, cond=False)
     synthetic_opts = dnnlib.EasyDict({k: synthetic_kwargs[f'synthetic_{k}'] if synthetic_kwargs[f'synthetic_{k}'] is not None else v
                                       for k, v in defaults.items()})
@@ -430,7 +474,7 @@ def convert_dataset(
     except ValueError as err:
         raise click.ClickException(f'--dest: {err}') from err
     transform_fn = _make_transform(transform, width, height, resize_filter)
-    num_images, items, extra_meta = _open_source(source, max_images, synthetic_opts)
+    num_images, items, extra_meta = _open_source(source, max_images, synthetic_opts, digits_opts)
 
     # Convert and write every image; the destination appears only if all succeed.
     first = None
