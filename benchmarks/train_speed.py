@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import train  # pylint: disable=wrong-import-position
 from training import training_loop as training_loop_module  # pylint: disable=wrong-import-position
 
-# train.py options that make no sense for a timing run.
-_skipped = {'outdir', 'dry_run', 'kimg', 'tick', 'snap', 'metrics', 'resume', 'resume_exact', 'gpus'}
+# train.py options that make no sense for a timing run (--steps here is the timed iterations, not train.py's length).
+_skipped = {'outdir', 'dry_run', 'kimg', 'steps', 'tick', 'snap', 'metrics', 'resume', 'resume_exact', 'gpus'}
 
 #----------------------------------------------------------------------------
 # Time `steps` training iterations after one warm-up iteration (tick 0, which
