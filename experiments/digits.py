@@ -1,6 +1,6 @@
 """The digits rung: the image-space claims of the priors on a CPU-sized, imbalanced image set.
 
-    python -m experiments.digits --jobs=12            # 3 seeds x (baseline, gmm, rf, posterior); ~30 core-minutes
+    python -m experiments.digits --jobs=2             # 3 seeds x (baseline, gmm, rf, posterior); ~25 core-minutes
     python -m experiments.digits --quick              # the machinery in about a minute
 
 Data: scikit-learn's bundled 8x8 handwritten digits (offline), through `dataset_tool.py --source=digits` at 16 px,
@@ -36,10 +36,10 @@ SETTINGS = {
                            'issue 18 item 4: offline, imbalanced, a few rare classes'),
     'networks': common.setting('--cfg=demo (tiny StyleGAN2: cbase 1024, cmax 32, 2 mapping layers, batch 16, ADA)',
                                'our CPU config; a 16 px set makes it about 12 s/kimg on one core'),
-    'length': common.setting('12 kimg (750 G steps at batch 16)', 'the longest that keeps 12 runs under ~30 core-minutes'),
+    'length': common.setting('8 kimg (500 G steps at batch 16; the demo config\'s own length)', 'keeps 12 runs near 25 core-minutes on one CPU core each'),
     'gmm': common.setting('--prior=gmm --prior-feature=tiny --prior-components=10',
                           'PriorGAN on the offline random conv features (the paper\'s ResNet101 needs a download); 10 components for 10 classes'),
-    'rf': common.setting('--prior=rf with an autoencoder from build_rf.py, 5 kimg', 'RFGAN; the default 200 kimg AE would cost 16x the GAN here'),
+    'rf': common.setting('--prior=rf with an autoencoder from build_rf.py, 4 kimg', 'RFGAN; the default 200 kimg AE would cost 16x the GAN here'),
     'posterior': common.setting('--prior=posterior (defaults)', 'P²GAN with its own defaults on images'),
     'classifier': common.setting('train_classifier.py on all 1,797 digits at 16 px, 30 epochs', 'MDGAN\'s 4-layer CNN'),
     'evaluation': common.setting('2,000 generated images of the final G_ema; MS-SSIM over 500 generated pairs', 'cheap and stable enough'),
@@ -51,7 +51,7 @@ ARMS = {
     'rf': ['--prior=rf'],              # + --rf-ae=<prepared file>
     'posterior': ['--prior=posterior'],
 }
-FULL = dict(kimg=12, ae_kimg=5, classifier_epochs=30, num_gen=2000, num_pairs=500, est_sec=200)
+FULL = dict(kimg=8, ae_kimg=4, classifier_epochs=30, num_gen=2000, num_pairs=500, est_sec=130)
 QUICK = dict(kimg=0.1, ae_kimg=0.1, classifier_epochs=1, num_gen=200, num_pairs=50, est_sec=25)
 
 #----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ def finish(claim_id, done, ctx):
             paper_number='none (no digits experiment in the papers)', metric='KL(generated class histogram || data class histogram), lower is better',
             command=ctx.command, settings=common.settings_text(SETTINGS),
             deviations=['not a paper experiment: the rung where the image-space priors meet images on a CPU budget',
-                        '12 kimg is far from convergence; compare arms, not absolute numbers'],
+                        '8 kimg is far from convergence; compare arms, not absolute numbers'],
             baseline=dict(base['kl'], label='baseline (--cfg=demo, no prior)'), method=dict(method['kl'], label=f'--prior={label}'),
             extra_arms=extra, verdict=common.verdict(base['kl'], method['kl'], better='lower'),
             mechanism='', tried=('failed runs: ' + '; '.join(errors)) if errors else 'one setting per prior (its defaults), no search',
