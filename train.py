@@ -17,6 +17,7 @@ import priors.cli
 from metrics import metric_main
 from torch_utils import custom_ops
 from torch_utils import misc
+from torch_utils import safe_load
 from torch_utils import training_stats
 from training import toy_data
 from training import toy_lab
@@ -108,15 +109,14 @@ def find_latest_snapshot(outdir):
     return found
 
 #----------------------------------------------------------------------------
-# The snapshot dict of a resume pickle, read once at start-up. With --safe-load
-# it is read by the allowlist unpickler, so a hostile file is refused before any
-# of it runs; the training loop's later read of the same file then meets only
-# the known classes this read accepted.
+# The snapshot dict of a resume pickle, read once at start-up. It is read by the
+# allowlist unpickler unless --trust-pickle is given (torch_utils.safe_load), so a
+# hostile file is refused before any of it runs; the training loop reads it the same way.
 
-def _load_resume_pickle(path, safe):
+def _load_resume_pickle(path):
     try:
         with dnnlib.util.open_url(path, verbose=False) as f:
-            return legacy.load_network_pkl(f, safe=safe)
+            return legacy.load_network_pkl(f)
     except legacy.NetworkPickleError as err:  # its message names the file
         raise click.ClickException(f'--resume: {err}') from err
     except (OSError, ValueError) as err:
@@ -258,6 +258,8 @@ def _data_kwargs(c, opts, run):
             c.training_set_kwargs.max_size = opts.subset
             c.training_set_kwargs.random_seed = opts.seed
     if opts.mirror:
+        if c.training_set_kwargs.class_name == 'training.toy_data.ToyDataset':
+            raise click.ClickException(f'--mirror=1 does not apply to toy data ({data}: 2-D points, not images); drop --mirror')
         c.training_set_kwargs.xflip = True
     return name
 
@@ -363,9 +365,9 @@ def _resume_kwargs(c, opts):
                 c.resume_pkl = legacy.resolve_network_pkl(resume)
             except legacy.NetworkPickleError as err:
                 raise click.ClickException(f'--resume: {err}; or "latest", or one of {", ".join(resume_specs)}') from err
-        if resume not in resume_specs or opts.safe_load:  # else the training loop downloads the official shortcuts
+        if resume not in resume_specs:  # else the training loop downloads the official shortcuts
             _remove_stale_snapshot_temps(c.resume_pkl)
-            data = _load_resume_pickle(c.resume_pkl, opts.safe_load)
+            data = _load_resume_pickle(c.resume_pkl)
             resume_state = data.get('resume_state', None) if opts.resume_exact is not False and resume not in resume_specs else None
             resume_check = (data, c.resume_pkl, resume_state is not None)
         if resume_state is None:
@@ -445,6 +447,33 @@ def _paper_kwargs(c, opts, run):
         c.D_steps = opts.d_steps
     if opts.step_order is not None:
         c.step_order = opts.step_order
+    _lr_decay(c, opts)
+    _length_in_steps(c, opts)
+
+# --lr-decay, --lr-decay-step: the loop's lr_decay_kwargs.
+def _lr_decay(c, opts):
+    kind = opts.lr_decay if opts.lr_decay is not None else 'none'
+    if opts.lr_decay_step is not None and kind != 'step':
+        raise click.ClickException(f'--lr-decay-step applies to --lr-decay=step only (now --lr-decay={kind}); add --lr-decay=step or drop it')
+    if kind == 'linear':
+        c.lr_decay_kwargs = dnnlib.EasyDict(kind='linear')
+    elif kind == 'step':
+        rate, epochs = opts.lr_decay_step if opts.lr_decay_step is not None else (0.9, 50)
+        c.lr_decay_kwargs = dnnlib.EasyDict(kind='step', rate=rate, epochs=epochs)
+
+# --steps: the run length in G steps. total_kimg is what those steps show D (for the ticks and the resume check).
+def _length_in_steps(c, opts):
+    if opts.steps is None:
+        return
+    if opts.kimg is not None:
+        raise click.ClickException(f'--steps={opts.steps} and --kimg={opts.kimg:g} both set the run length; give one of them')
+    g_steps, d_steps = c.get('G_steps', 1), c.get('D_steps', 1)
+    if opts.steps % g_steps != 0:
+        raise click.ClickException(f'--steps={opts.steps} must be a multiple of --g-steps={g_steps} (whole iterations); '
+                                   f'use --steps={opts.steps - opts.steps % g_steps + g_steps}')
+    c.total_steps = opts.steps
+    nimg = opts.steps // g_steps * d_steps * c.batch_size
+    c.total_kimg = nimg // 1000 if nimg % 1000 == 0 else nimg / 1000
 
 # --toy-net, --z-dist, --z-dim. A preset sets the networks' layers and the latent defaults of its paper;
 # --z-dist and --z-dim override those. The latent distribution lives in the toy G (its mapping turns the
@@ -482,6 +511,21 @@ def _optimizer_choice(c, opts):
             c[key] = dnnlib.EasyDict(class_name='torch.optim.SGD', lr=c[key].lr)
         elif opts.betas is not None:
             c[key].betas = list(opts.betas)
+
+# --lr-decay-step=RATE,EPOCHS: a factor in (0, 1] and a positive number of epochs.
+class DecayStepType(click.ParamType):
+    name = 'RATE,EPOCHS'
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        try:
+            rate, epochs = [float(item) for item in str(value).split(',')]
+        except ValueError:
+            rate = epochs = -1
+        if not (0 < rate <= 1 and epochs > 0):
+            self.fail(f'"{value}" is not RATE,EPOCHS with RATE in (0, 1] and EPOCHS > 0, e.g. --lr-decay-step=0.9,50', param, ctx)
+        return [rate, epochs]
 
 # --betas=B1,B2: two numbers in [0, 1).
 class BetasType(click.ParamType):
@@ -595,6 +639,7 @@ def run_training_process(rank, c, device, num_local_processes):
     from training import training_loop
     os.makedirs(c.run_dir, exist_ok=True)
     with dnnlib.util.Logger(file_name=os.path.join(c.run_dir, 'log.txt'), file_mode='a', should_flush=True):
+        training_stats.reset()  # a run starts from no statistics (an earlier run's NaN in this process must not leak in)
         if c.num_gpus > 1:
             training_stats.init_multiprocessing(rank=rank, sync_device=device)
         if rank != 0:
@@ -630,6 +675,7 @@ def _launched_by_torchrun():
 #----------------------------------------------------------------------------
 
 @click.command(cls=priors.cli.PriorCommand, context_settings=dict(max_content_width=120))
+@safe_load.cli_options
 @click.pass_context
 
 # General options.
@@ -673,6 +719,14 @@ def _launched_by_torchrun():
                                      'update]  [default: 1]', type=click.IntRange(min=1), metavar='INT')
 @click.option('--step-order',   help='Which network steps first in an iteration [P²GAN, MDGAN: d-first (spec §1.3, §3.3)]  [default: g-first]',
               type=click.Choice(['g-first', 'd-first']))
+@click.option('--steps',        help='Training length in G steps (iterations x --g-steps), instead of --kimg [masked paper §4: 50 epochs = '
+                                     '5,000; unrolled-GAN ring: 25,000; MDGAN spec §3.6.14: 20,000]  [default: --kimg]',
+              type=click.IntRange(min=1), metavar='INT')
+@click.option('--lr-decay',     help='G and D learning-rate schedule: none; linear = lr x (1 - progress), 0 at the end of the run; step = '
+                                     'lr x RATE every EPOCHS epochs (--lr-decay-step) [P²GAN §5.2: 0.9 every 50 epochs]  [default: none]',
+              type=click.Choice(['none', 'linear', 'step']))
+@click.option('--lr-decay-step', help='RATE,EPOCHS of --lr-decay=step; an epoch is one pass of D over the training set  [default: 0.9,50]',
+              type=DecayStepType())
 @click.option('--z-dist',       help='Latent distribution of G: normal = N(0, I); uniform = U(-1, 1)^d [masked paper Table 1]; uniform01 = '
                                      'U[0, 1]^d [MDGAN App. C]. Kept in G, so generate.py and the metrics use it too; toy only  '
                                      '[default: normal, or the --toy-net preset\'s]', type=click.Choice(['normal', 'uniform', 'uniform01']))
@@ -699,7 +753,6 @@ def _launched_by_torchrun():
 
 # Resume and transfer learning.
 @click.option('--resume',       help='Resume from a network pickle: PATH (a snapshot, or a run folder: its newest snapshot), URL, "latest" or a shortcut name', metavar='PKL')
-@click.option('--safe-load',    help='Read --resume with the allowlist unpickler: a pickle holding anything but network data is refused before any of it runs (for untrusted files)', is_flag=True)
 @click.option('--resume-exact', help='Continue exactly when the pickle has a resume state  [default: 1]', type=bool, metavar='BOOL')
 @click.option('--freezed',      help='Freeze the first layers of D', type=click.IntRange(min=0), metavar='INT')
 

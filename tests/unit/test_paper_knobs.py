@@ -197,3 +197,36 @@ def test_toy_net_presets_build_the_papers_networks(tmp_path):
     assert _config(tmp_path, '--toy-net=default').D_kwargs == _config(tmp_path).D_kwargs
 
 #----------------------------------------------------------------------------
+# 7. --lr-decay
+
+def test_lr_decay_linear_and_step_reach_both_optimizers(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--lr-decay=linear', '--glr=0.001', '--dlr=0.002')
+    _run(tmp_path, c, kimg=0.064, monkeypatch=monkeypatch)                      # 4 iterations of 16
+    np.testing.assert_allclose([o.lr for o in _run.opts if o.name == 'Gboth'], [0.001 * (1 - k / 4) for k in range(4)], rtol=1e-12)
+    np.testing.assert_allclose([o.lr for o in _run.opts if o.name == 'Dboth'], [0.002 * (1 - k / 4) for k in range(4)], rtol=1e-12)
+    c = _config(tmp_path, '--lr-decay=step', '--lr-decay-step=0.5,0.125', '--glr=0.001')   # an epoch is 256 points: x 0.5 every 32
+    assert c.lr_decay_kwargs == dict(kind='step', rate=0.5, epochs=0.125)
+    _run(tmp_path, c, kimg=0.096, monkeypatch=monkeypatch)
+    np.testing.assert_allclose([o.lr for o in _run.opts if o.name == 'Gboth'], [0.001, 0.001, 0.0005, 0.0005, 0.00025, 0.00025], rtol=1e-12)
+    assert _config(tmp_path, '--lr-decay=step').lr_decay_kwargs == dict(kind='step', rate=0.9, epochs=50)   # P²GAN §5.2
+    assert 'lr_decay_kwargs' not in _config(tmp_path)
+
+#----------------------------------------------------------------------------
+# 8. --steps
+
+def test_steps_counts_G_steps(tmp_path, monkeypatch):
+    c = _config(tmp_path, '--steps=6', '--g-steps=2', '--d-steps=3')
+    assert c.total_steps == 6 and c.total_kimg == 0.144                          # 3 iterations x 3 D batches x 16
+    result, calls = _run(tmp_path, c, monkeypatch=monkeypatch)
+    assert [name for name, _, _ in calls].count('Gboth') == 6 and result.cur_nimg == 144
+    c = _config(tmp_path, '--steps=3')
+    c.total_kimg = 0.08                                                           # 5 iterations, but the loop stops on the steps
+    result, calls = _run(tmp_path, c, monkeypatch=monkeypatch)
+    assert [name for name, _, _ in calls] == ['Gboth', 'Dboth'] * 3
+    for args, message in [(['--steps=10', '--kimg=1'], '--steps=10 and --kimg=1 both set the run length'),
+                          (['--steps=3', '--g-steps=2'], '--steps=3 must be a multiple of --g-steps=2'),
+                          (['--lr-decay-step=0.9,50'], '--lr-decay-step applies to --lr-decay=step only')]:
+        with pytest.raises(Exception, match=re.escape(message)):
+            _config(tmp_path, *args)
+
+#----------------------------------------------------------------------------
