@@ -23,14 +23,17 @@ from metrics import metric_utils
 from priors import features
 from priors.gmm import prior as gmm_prior
 from priors.gmm import prior_file
+from torch_utils import safe_load as safe_loading
+from training import toy_data
 
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
+@safe_loading.cli_options
 @click.option('--data',         help='Dataset (folder or zip), as for train.py --data', metavar='PATH', required=True)
 @click.option('--out',          help='Prior file to write', metavar='FILE', required=True)
 @click.option('--feature',      help=f'Feature extractor: {", ".join(features.list_extractors())}, or the path or URL of a TorchScript or pickled module '
-                                     f'(a pickled module runs code from the file when loaded: only for files you trust; see --safe-load)',
+                                     f'(a pickled module runs code from the file when loaded: refused unless --trust-pickle)',
                                 default='inception', show_default=True, metavar='NAME')
 @click.option('--preset',       help='The paper\'s setting for a dataset: --components 35/70/7/7 for cifar10/ffhq/lsun-cat/lsun-bird (--components overrides it)', type=click.Choice(sorted(gmm_prior.PRESETS)))
 @click.option('--components',   help='Number of Gaussian components M  [default: 7, or the preset\'s]', type=click.IntRange(min=1), metavar='INT')
@@ -41,7 +44,7 @@ from priors.gmm import prior_file
 @click.option('--covariance',   help='GMM covariance: full, or diag (2d instead of d(d+3)/2 parameters per component)',
                                 type=click.Choice(['full', 'diag']), default='full', show_default=True)
 @click.option('--holdout',      help='Fraction of images held out of the fit; their log-likelihoods are the reference of theta '
-                                     'and QS (0 = the fitted images, v1)', type=click.FloatRange(min=0, max=1, max_open=True),
+                                     'and QS (0 = the fitted images, v1)', type=cli.FiniteFloat(min=0, max=1, max_open=True),
                                 default=0.1, show_default=True)
 @click.option('--max-images',   help='Fit on at most N images (a seeded subset); every image still gets a component  [default: all]',
                                 type=click.IntRange(min=1), metavar='INT')
@@ -52,9 +55,8 @@ from priors.gmm import prior_file
 @click.option('--max-iter',     help='Most EM iterations per restart', type=click.IntRange(min=1), default=100, show_default=True)
 @click.option('--grid',         help='Also write <out>-components.png, real images of each component', type=bool, default=True, show_default=True, metavar='BOOL')
 @click.option('--cache',        help='Reuse and store the real features in the metrics feature cache', type=bool, default=True, show_default=True, metavar='BOOL')
-@click.option('--safe-load',    help='Refuse a --feature file that is a pickled module (it would run code); TorchScript files and state_dicts still load', is_flag=True)
 def main(data, out, feature, preset, components, pca, reg_covar, seed, covariance, holdout, max_images, mirror, batch, device, n_init,
-         max_iter, grid, cache, safe_load):
+         max_iter, grid, cache):
     """Build a PriorGAN prior file for a dataset.
 
     Feature files are found as the metric detectors are: SG2ADA_DETECTOR_<NAME>=FILE, a folder
@@ -76,6 +78,10 @@ def main(data, out, feature, preset, components, pca, reg_covar, seed, covarianc
     if os.path.isdir(out):
         raise click.ClickException(f'--out: "{out}" is a folder; give a file name such as {os.path.join(out, "prior.pt")}')
     cli.check_output_file(out, '--out')
+    if toy_data.is_toy_spec(data):
+        raise click.ClickException(f'--data={data} is toy data (2-D points); build_prior.py fits image features. For toy runs '
+                                   f'train.py --prior=gmm fits the GMM on the points themselves (feature "identity") at the '
+                                   f'start of the run')
     dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False, max_size=None, xflip=mirror)
     try:
         dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
@@ -89,7 +95,7 @@ def main(data, out, feature, preset, components, pca, reg_covar, seed, covarianc
         raise click.ClickException(f'--components={components} is more than the {num_images} images to fit on '
                                    f'({num_items} images, --holdout={holdout:g}); lower --components or --holdout, or raise --max-images')
     try:
-        extractor = features.build_extractor(feature, device=device, safe=safe_load)
+        extractor = features.build_extractor(feature, device=device)  # safe loading unless --trust-pickle
     except (OSError, ValueError) as err:
         raise click.ClickException(f'--feature: {err}') from err
 

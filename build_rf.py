@@ -22,6 +22,8 @@ import torch
 import dnnlib
 import priors.cli
 import train
+from dnnlib import cli
+from torch_utils import safe_load
 from priors import registry
 from priors.rf import ae_file
 
@@ -33,6 +35,8 @@ def _build(out, device, **opts):
     # The run's config, as train.py builds it (with rf added to --prior when missing).
     if opts.get('rf_ae') is not None:
         raise click.ClickException(f'--rf-ae={opts["rf_ae"]} names an autoencoder that already exists; drop it to build one')
+    if out is not None:
+        cli.check_output_file(out, '--out')  # before any training
     names = list(opts.get('prior') or [])
     names = [n for n in names if n != 'none'] + (['rf'] if 'rf' not in names else [])
     opts = dict(opts, prior=names, outdir='unused', dry_run=True, resume=None, resume_exact=None, safe_load=False, metrics=[], snap=None)
@@ -74,7 +78,7 @@ def _make_command():
         click.Option(['--out'], metavar='FILE', help='Also copy the autoencoder file here (for train.py --rf-ae=FILE)'),
         click.Option(['--device'], metavar='DEVICE', help='Device, e.g. cuda, cuda:1 or cpu  [default: cuda when available]'),
     ]
-    return priors.cli.PriorCommand('build_rf', callback=_build, params=params, help=__doc__, context_settings=dict(max_content_width=120))
+    return priors.cli.PriorCommand('build_rf', callback=safe_load.cli_options(_build), params=params, help=__doc__, context_settings=dict(max_content_width=120))
 
 main = _make_command()
 

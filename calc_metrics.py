@@ -15,6 +15,8 @@ from dnnlib import plugins
 from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
+from torch_utils import safe_load as safe_loading
+from training import toy_networks
 
 plugins.import_plugins()  # their metrics register themselves, with their extra options
 
@@ -100,19 +102,48 @@ def _pick_device(name, gpus):
     return device
 
 # (resolved path, snapshot dict) of --network.
-def _load_G(network_pkl, safe_load):
+def _load_G(network_pkl):
     try:
         network_pkl = legacy.resolve_network_pkl(network_pkl)
     except legacy.NetworkPickleError as err:
         raise click.ClickException(f'--network: {err}') from err
     try:
         with dnnlib.util.open_url(network_pkl, verbose=True) as f:
-            data = legacy.load_network_pkl(f, safe=safe_load)
+            data = legacy.load_network_pkl(f)  # safe mode unless --trust-pickle
     except legacy.NetworkPickleError as err:  # its message names the file
         raise click.ClickException(f'--network: {err}') from err
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as err:
         raise click.ClickException(f'--network: cannot load "{network_pkl}": {err}') from err
     return network_pkl, data
+
+# Whether each metric fits the network, checked before any work: the metrics of this package measure images
+# (toy2k: 2-D points); classifier metrics get their classifier loaded (safely) and its channels compared.
+# Metrics of plugins decide for themselves.
+def _check_metrics_apply(metric_names, G, network_pkl, classifier):
+    from metrics import paper_metrics # pylint: disable=import-outside-toplevel
+    toy = toy_networks.is_point_generator(G)
+    ours = lambda name: name in vars(metric_main) or name in vars(paper_metrics)
+    for name in metric_names:
+        if not ours(name):
+            continue
+        if toy and name != 'toy2k':
+            raise click.ClickException(f'--metrics: {name} measures images, but "{network_pkl}" is a toy network (2-D points); '
+                                       f'use --metrics=toy2k')
+        if not toy and name == 'toy2k':
+            raise click.ClickException(f'--metrics: toy2k measures 2-D point sets, but "{network_pkl}" is an image network '
+                                       f'({G.img_resolution}x{G.img_resolution}, {G.img_channels} channels); use image metrics '
+                                       f'such as fid50k_full')
+    if any(name in ('mode10k', 'miss100k') for name in metric_names):
+        from metrics import classifier as classifier_module # pylint: disable=import-outside-toplevel
+        try:
+            path = classifier_module.classifier_path(classifier, what=', '.join(n for n in metric_names if n in ('mode10k', 'miss100k')))
+            probs = classifier_module.load_classifier(path)
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f'--classifier: {err}') from err
+        channels = int(getattr(probs, 'in_channels', 0) or 0)
+        if channels not in (0, G.img_channels) and not (channels == 1 and G.img_channels == 3):
+            raise click.ClickException(f'--classifier: "{path}" classifies {channels}-channel images, but the network makes '
+                                       f'{G.img_channels}-channel images; train a classifier on this dataset with train_classifier.py')
 
 # Dataset kwargs from --data or the pickle, made to match G; the dataset is opened once to check it.
 def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
@@ -157,18 +188,18 @@ def _load_metric_options(values):
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
+@safe_loading.cli_options
 @click.option('--network', 'network_pkl', help='Network pickle (path or URL), or a training run folder (its newest snapshot)', metavar='PATH', required=True)
 @click.option('--metrics', help=f'Metrics to compute, comma-separated: {", ".join(metric_main.list_valid_metrics())}', metavar='LIST', default='fid50k_full', show_default=True)
 @click.option('--data', help='Dataset to compare against  [default: the training set recorded in the pickle]', metavar='PATH')
 @click.option('--mirror', help='Add x-flipped copies of the reals  [default: as recorded in the pickle]', type=bool, metavar='BOOL')
 @click.option('--gpus', help='Number of processes (GPUs, or CPU processes without CUDA)', type=click.IntRange(min=1), default=1, show_default=True)
 @click.option('--verbose', help='Print progress and the network summary', type=bool, default=True, metavar='BOOL', show_default=True)
-@click.option('--safe-load', help='Load the pickle with the allowlist unpickler (refuses code in the file)', type=bool, default=False, metavar='BOOL', show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
 @_metric_option_flags
 @click.option('--prior-sampling', help='Generate through the sample-time latent transform stored in the snapshot (e.g. by a latent prior); false = plain N(0, I) latents', type=bool, default=True, metavar='BOOL', show_default=True)
 @click.option('--classifier', help='Classifier of mode10k/miss100k: a train_classifier.py file (read with weights_only=True: no code runs) or a TorchScript module (its TorchScript code runs)  [default: $SG2ADA_CLASSIFIER]', metavar='FILE')
-def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, prior_sampling=True, classifier=None, **metric_kwargs):
+def main(network_pkl, metrics, data, mirror, gpus, verbose, device, prior_sampling=True, classifier=None, **metric_kwargs):
     """Calculate quality metrics for a network pickle.
 
     \b
@@ -193,8 +224,9 @@ def main(network_pkl, metrics, data, mirror, gpus, verbose, safe_load, device, p
     """
     metric_names = _parse_metrics(metrics)
     device = _pick_device(device, gpus)
-    network_pkl, snapshot = _load_G(network_pkl, safe_load)
+    network_pkl, snapshot = _load_G(network_pkl)
     G = snapshot['G_ema']
+    _check_metrics_apply(metric_names, G, network_pkl, classifier)
     dataset_kwargs = _dataset_kwargs(data, mirror, snapshot, G, network_pkl)
     metric_kwargs = _load_metric_options(metric_kwargs)
     if classifier is not None and not os.path.isfile(classifier):

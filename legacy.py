@@ -18,6 +18,7 @@ import io
 import os
 import pickle
 import re
+import sys
 
 import click
 import numpy as np
@@ -225,8 +226,22 @@ class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         obj = _safe_globals().get((module, name))
         if obj is None:
+            obj = _torch_layer_class(module, name)
+        if obj is None:
             raise _RefusedGlobal(f'the global "{module}.{name}"')
         return obj
+
+# PyTorch's own layer classes (torch.nn.Linear, ModuleList, ...), which networks hold as plain children (the
+# toy MLPs, the priors' modules): unpickling one creates the object without calling its constructor and restores
+# its attribute dict with torch's Module.__setstate__, so no code from the file runs. None for anything else.
+def _torch_layer_class(module, name):
+    if not module.startswith('torch.nn.modules.') or not name.isidentifier():
+        return None
+    owner = sys.modules.get(module)
+    obj = getattr(owner, name, None) if owner is not None else None
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+        return obj
+    return None
 
     def persistent_load(self, pid):
         raise _RefusedGlobal(f'the persistent id {pid!r}')

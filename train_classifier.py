@@ -7,12 +7,17 @@ import numpy as np
 import torch
 
 import dnnlib
+from dnnlib import cli
 from metrics import classifier as classifier_module
+from training import toy_data
 
 #----------------------------------------------------------------------------
 # All images and integer class labels of a dataset: uint8 [N, C, H, W], int64 [N].
 
 def _load_labelled(path):
+    if toy_data.is_toy_spec(path):
+        raise click.ClickException(f'--data={path} is toy data (2-D points without class labels); the classifier metrics are '
+                                   f'for labelled image datasets. Toy runs count modes with the toy metrics (--metrics=toy2k)')
     try:
         dataset = dnnlib.util.construct_class_by_name(class_name='training.dataset.ImageFolderDataset', path=path, use_labels=True)
     except (OSError, ValueError) as err:
@@ -27,6 +32,18 @@ def _load_labelled(path):
     finally:
         dataset.close()
 
+# --device, checked before any work.
+def _pick_device(name):
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise click.ClickException(f'--device={name}, but that CUDA device is not available here; use --device=cpu')
+    return device
+
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
@@ -34,9 +51,9 @@ def _load_labelled(path):
 @click.option('--out', help='Classifier file to write', metavar='FILE', required=True)
 @click.option('--epochs', help='Training epochs', type=click.IntRange(min=1), default=30, show_default=True)
 @click.option('--batch', help='Batch size', type=click.IntRange(min=1), default=64, show_default=True)
-@click.option('--lr', help='Adam learning rate', type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option('--lr', help='Adam learning rate', type=cli.FiniteFloat(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option('--width', help='Channels of the first convolution (then 2x, 4x)', type=click.IntRange(min=1), default=32, show_default=True)
-@click.option('--test-frac', help='Share of the images held out for the test accuracy', type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.1, show_default=True)
+@click.option('--test-frac', help='Share of the images held out for the test accuracy', type=cli.FiniteFloat(min=0, max=1, min_open=True, max_open=True), default=0.1, show_default=True)
 @click.option('--seed', help='Seed of the split, the initial weights and the batch order', type=int, default=0, show_default=True)
 @click.option('--device', help='Torch device  [default: cuda if available, else cpu]', metavar='DEVICE')
 def main(data, out, epochs, batch, lr, width, test_frac, seed, device):
@@ -54,7 +71,8 @@ def main(data, out, epochs, batch, lr, width, test_frac, seed, device):
       python train_classifier.py --data=~/datasets/mnist.zip --out=mnist-classifier.pt
       python calc_metrics.py --metrics=mode10k,miss100k --classifier=mnist-classifier.pt --network=snapshot.pkl
     """
-    device = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = _pick_device(device)
+    cli.check_output_file(out, '--out')  # before any training
     images, labels, num_classes, name = _load_labelled(data)
     num_test = int(round(len(images) * test_frac))
     if num_test < 1 or num_test >= len(images):

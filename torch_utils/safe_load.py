@@ -112,8 +112,8 @@ def load_torch_file(path, what='file', trust=None, map_location='cpu'):
         if refused is None:
             raise FileLoadError(f'{what} "{path}" {_describe_unreadable(head, err)}') from None
         if not _trusted(trust):
-            raise UnsafeFileError(f'{what} "{path}" holds pickled code ({refused}), which runs when loaded; '
-                                  f'refused (safe loading); {TRUST_HINT}') from None
+            raise UnsafeFileError(f'{what} "{path}" holds pickled objects beyond plain tensor data ({refused}), which can '
+                                  f'run code when loaded; refused (safe loading); {TRUST_HINT}') from None
     except Exception as err: # pylint: disable=broad-except
         # Garbage fails inside torch.load in many ways (KeyError, RuntimeError, EOFError, ...).
         raise FileLoadError(f'{what} "{path}" {_describe_unreadable(head, err)}') from None
@@ -206,21 +206,26 @@ def _head(path):
 
 def _refused_global(err):
     import re # pylint: disable=import-outside-toplevel
-    match = re.search(r'(?:Unsupported global: GLOBAL|Unsupported operand|not an allowed global|Trying to load unsupported'
-                      r' GLOBAL) ?([\w.]+)?', str(err))
-    if match is None:
-        return None
-    return f'the global "{match.group(1)}"' if match.group(1) else 'objects outside plain data'
+    text = str(err)
+    match = re.search(r'Unsupported global: GLOBAL ([\w.]+)', text)
+    if match is not None:
+        return f'the global "{match.group(1)}"'
+    match = re.search(r'Unsupported operand (\d+)', text)
+    if match is not None:
+        return f'pickle opcode {match.group(1)}, outside what the weights-only reader accepts'
+    if 'Weights only load failed' in text:
+        return 'refused by torch.load(weights_only=True)'
+    return None
 
 def _describe_unreadable(head, err):
     if head is None:
         return f'cannot be read ({_first_line(err)})'
     if head == b'':
-        return 'is empty; fetch or build it again'
+        return 'is empty'
     if head != b'PK\x03\x04' and head[:1] != b'\x80':
         return 'is not a torch.save() or pickle file (wrong file kind)'
     if isinstance(err, EOFError) or 'truncated' in str(err) or 'central directory' in str(err):
-        return 'is truncated (interrupted copy or write?); fetch or build it again'
+        return 'is truncated (interrupted copy or write?)'
     return f'is corrupt or not a torch.save() file of plain data ({_first_line(err)})'
 
 #----------------------------------------------------------------------------

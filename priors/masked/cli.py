@@ -26,8 +26,18 @@ OPTIONS = [
                     'weighted pmf over them)'),
 ]
 
+# Sampling cost bound of --masked-pool: every generated image (grids, metrics, generate.py) scores this many
+# candidates with G and D, and holds their latents (z_dim float32 each) at once.
+MAX_POOL = 4096
+
 # MaskedPrior kwargs from the parsed options (defaults: MaskedPrior's own).
 def prior_kwargs(opts, c):
+    pool = opts.get('masked_pool')
+    if pool is not None and pool > MAX_POOL:
+        z_dim = int((c.get('G_kwargs') or {}).get('z_dim', 512))
+        raise click.ClickException(f'--masked-pool={pool} would score {pool} candidates with G and D for every generated image '
+                                   f'(a 32-image grid: {32 * pool} G+D passes) and hold {pool * z_dim * 4 / 2**20:.3g} MiB of '
+                                   f'latents per image; use at most {MAX_POOL} (default 64)')
     if opts.get('masked_mode') == 'weighted' and opts.get('masked_rate') is not None:
         raise click.ClickException('--masked-rate applies to --masked-mode=masked only; the weighted prior keeps every '
                                    'latent with probability proportional to its score. Drop --masked-rate')

@@ -92,6 +92,10 @@ def prior_kwargs(opts, c):
         if distance not in features.list_extractors() and not features.is_file_spec(distance):
             raise click.ClickException(f'--mdgan-distance: unknown distance "{distance}"; use pixel, dfeat, one of the feature '
                                        f'extractors {", ".join(features.list_extractors())}, or the path or URL of one')
+        try:
+            features.check_extractor_file(distance)  # safe loading, before any work
+        except ValueError as err:
+            raise click.ClickException(f'--mdgan-distance: {err}') from err
     return dnnlib.EasyDict(
         cli.arg_kwargs('mdgan', values), d2_augment=bool(values.mdgan_d2_augment),
         E_opt_kwargs=E_opt, D2_opt_kwargs=D2_opt, d2_r1_gamma=float(d2_gamma), d2_reg_interval=int(c.get('D_reg_interval') or 1),

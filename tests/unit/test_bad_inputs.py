@@ -109,6 +109,7 @@ def inputs(tmp_path_factory):
     paths['string_labels'] = _image_folder(str(root / 'string_labels'))
     with open(os.path.join(paths['string_labels'], 'dataset.json'), 'w') as f:
         json.dump({'labels': [[f'img{i}.png', 'cat'] for i in range(4)]}, f)
+    _more_inputs(root, paths)
     return paths
 
 
@@ -244,6 +245,131 @@ def _in_file(inputs, *parts):
     return os.path.join(inputs['file'], *parts)
 
 
+#----------------------------------------------------------------------------
+# Inputs of the issue 20 cases: toy snapshots and point files, hostile files of every kind, labelled data.
+
+def _toy_networks():
+    from training import toy_networks
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        G = toy_networks.ToyGenerator(z_dim=2, c_dim=0, w_dim=2, img_resolution=1, img_channels=2).eval()
+        D = toy_networks.ToyDiscriminator(c_dim=0, img_resolution=1, img_channels=2).eval()
+    return G, D
+
+
+def _more_inputs(root, paths):
+    from training.synthetic import make_synthetic_dataset
+    G, D = _toy_networks()
+    toy_kwargs = dict(class_name='training.toy_data.ToyDataset', path='toy:ring8,n=256', use_labels=False, max_size=None, xflip=False)
+    paths['toy_net'] = str(root / 'toy_net.pkl')
+    with open(paths['toy_net'], 'wb') as f:
+        pickle.dump(dict(training_set_kwargs=toy_kwargs, G=G, D=D, G_ema=G, augment_pipe=None), f)
+    paths['labelled_zip'] = make_synthetic_dataset(str(root / 'labelled.zip'), num_images=16, resolution=16, num_modes=2, cond=True)
+
+    # Point sets that must be refused (or, for the float64 one, checked after the cast).
+    points = lambda name, array: (np.save(str(root / name), array), str(root / name))[1]
+    paths['npy_1e300'] = points('huge.npy', np.full([64, 2], 1e300, dtype=np.float64))
+    paths['npy_complex'] = points('complex.npy', (np.ones([64, 2]) + 1j).astype(np.complex128))
+    paths['npy_strings'] = points('strings.npy', np.array([['a', 'b']] * 8))
+    paths['npy_empty'] = points('empty.npy', np.zeros([0, 2], dtype=np.float32))
+    paths['csv_empty'] = str(root / 'empty.csv')
+    open(paths['csv_empty'], 'w').close()
+    rng = np.random.default_rng(0)
+    for key, meta in [('modes_nan', dict(centres=[[0, 0], [float('nan'), 1]], stds=0.1)),
+                      ('modes_inf_std', dict(centres=[[0, 0], [1, 1]], stds=[0.1, float('inf')])),
+                      ('modes_zero_std', dict(centres=[[0, 0], [1, 1]], stds=[0.1, 0.0])),
+                      ('modes_lengths', dict(centres=[[0, 0], [1, 1]], stds=[0.1, 0.1, 0.1])),
+                      ('modes_zero_weights', dict(centres=[[0, 0], [1, 1]], stds=0.1, weights=[0, 0])),
+                      ('modes_folder', None)]:
+        paths[key] = points(key + '.npy', rng.standard_normal([64, 2]))
+        side = str(root / (key + '.modes.json'))
+        if meta is None:
+            os.makedirs(side)
+        else:
+            with open(side, 'w') as f:
+                f.write(json.dumps(meta).replace('NaN', 'NaN').replace('Infinity', 'Infinity'))
+
+    # Files of the wrong kind.
+    paths['text_e'] = str(root / 'e_text.pt')       # starts with 'e' (byte 101): torch.load's "KeyError: 101"
+    with open(paths['text_e'], 'w') as f:
+        f.write('everything here is text\n')
+
+
+def _hostile_torch_file(inputs, name):
+    """A torch.save() zip whose unpickling writes <name>.pwned (what a pickled nn.Module can do)."""
+    return _hostile_module_file(inputs, name)
+
+
+def _hostile_cifar(inputs, name):
+    """A cifar-10-python.tar.gz whose first batch unpickles as the payload."""
+    import tarfile
+    target = os.path.join(inputs['root'], name + '.pwned')
+    folder = os.path.join(inputs['root'], name)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, 'cifar-10-python.tar.gz')
+    data = pickle.dumps(dict(data=_Payload(target), labels=[0]), protocol=2)
+    with tarfile.open(path, 'w:gz') as tar:
+        info = tarfile.TarInfo('cifar-10-batches-py/data_batch_1')
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path, target
+
+
+def _state_file(kind):
+    """Runner of missing_modes.py whose --outdir holds a bad noisy-d-state.pt."""
+    def run(i, t):
+        os.makedirs(t, exist_ok=True)
+        state = os.path.join(str(t), 'noisy-d-state.pt')
+        target = None
+        if kind == 'hostile':
+            target = os.path.join(str(t), 'state.pwned')
+            torch.save(_Payload(target), state)
+        elif kind == 'truncated':
+            torch.save(dict(step=3, settings={}), state)
+            with open(state, 'rb') as f:
+                data = f.read()
+            with open(state, 'wb') as f:
+                f.write(data[:len(data) // 2])
+        else:
+            torch.save([1, 2, 3], state)
+        return _mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4'), target
+    return run
+
+
+def _toy_train(*args):
+    import train
+    return _cli(train.main, ['--dry-run', '--cfg=toy', *args])
+
+
+def _toy_run(*args):
+    """A real (not dry) toy run of a few steps."""
+    import train
+    return _cli(train.main, ['--cfg=toy', '--kimg=0.002', '--batch=8', '--tick=0.002', '--snap=1000', '--workers=1', *args])
+
+
+def _mm(*args):
+    import missing_modes
+    return _cli(missing_modes.main, ['--device=cpu', *args])
+
+
+def _tc(*args):
+    import train_classifier
+    return _cli(train_classifier.main, list(args))
+
+
+def _rf(*args):
+    import build_rf
+    return _cli(build_rf.main, ['--cbase=256', '--cmax=16', '--map=2', '--batch=4', '--mbstd-group=2', '--rf-ae-kimg=0.004', *args])
+
+
+def _with_hostile(make, run):
+    """Case whose runner gets a hostile file of `make`'s kind in place of a file option."""
+    def case(i, t):
+        path, target = make(i, os.path.basename(os.path.dirname(str(t))))
+        return run(i, t, path), target
+    return case
+
+
 CASES = [
     # train.py: non-finite floats.
     ('train-kimg-nan',          '--kimg',       lambda i, t: (_train(f'--outdir={t}', f'--data={i["zip"]}', '--kimg=nan'), None)),
@@ -281,7 +407,9 @@ CASES = [
     ('generate-network-empty-folder', '--network', lambda i, t: (_gen(f'--network={i["empty_dir"]}', '--seeds=0', f'--outdir={t}'), None)),
     ('generate-network-nan-weights', '--network', lambda i, t: (_gen(f'--network={i["nan_net"]}', '--seeds=0', f'--outdir={t}'), None)),
     ('generate-network-hostile-safe', '--network', _with_payload(_hostile_pickle, lambda i, t, p: _gen(f'--network={p}', '--seeds=0', f'--outdir={t}', '--safe-load'))),
-    ('generate-network-not-network', 'unpickled in full', lambda i, t: (_gen(f'--network={i["list_pkl"]}', '--seeds=0', f'--outdir={t}'), None)),
+    ('generate-network-not-network', 'not a network snapshot', lambda i, t: (_gen(f'--network={i["list_pkl"]}', '--seeds=0', f'--outdir={t}'), None)),
+    # With --trust-pickle the whole file is unpickled (code may have run): the message says so.
+    ('generate-network-not-network-trusted', 'unpickled in full', lambda i, t: (_gen(f'--network={i["list_pkl"]}', '--seeds=0', f'--outdir={t}', '--trust-pickle'), None)),
     # style_mixing.py.
     ('style-mixing-trunc-inf',  '--trunc',      lambda i, t: (_mix(f'--network={i["net"]}', '--rows=0', '--cols=1', f'--outdir={t}', '--trunc=inf'), None)),
     ('style-mixing-rows-too-large', '--rows',   lambda i, t: (_mix(f'--network={i["net"]}', f'--rows={2**40}', '--cols=1', f'--outdir={t}'), None)),
@@ -318,6 +446,79 @@ CASES = [
     ('discriminator-img-channels-0', 'img_channels', lambda i, t: (_api(_network('D', img_channels=0)), None)),
     ('discriminator-channel-max-0', 'channel_max', lambda i, t: (_api(_network('D', channel_max=0)), None)),
     ('load-network-pkl-text-mode', 'text mode', lambda i, t: (_api(_text_mode_load(i)), None)),
+    # ---- issue 20 ----
+    # 1. Hostile files on every file option, WITHOUT any flag: safe loading is the default.
+    ('train-resume-hostile',    '--resume',     _with_hostile(_hostile_pickle, lambda i, t, p: _train(f'--outdir={t}', f'--data={i["zip"]}', f'--resume={p}'))),
+    ('generate-network-hostile', '--network',   _with_hostile(_hostile_pickle, lambda i, t, p: _gen(f'--network={p}', '--seeds=0', f'--outdir={t}'))),
+    ('style-mixing-network-hostile', '--network', _with_hostile(_hostile_pickle, lambda i, t, p: _mix(f'--network={p}', '--rows=0', '--cols=1', f'--outdir={t}'))),
+    ('calc-metrics-network-hostile', '--network', _with_hostile(_hostile_pickle, lambda i, t, p: _metrics(f'--network={p}', '--metrics=fid50k_full', f'--data={i["zip"]}'))),
+    ('missing-modes-network-hostile', '--network', _with_hostile(_hostile_pickle, lambda i, t, p: _mm(f'--network={p}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}'))),
+    ('convert-source-hostile',  '--source',     _with_hostile(_hostile_pickle, lambda i, t, p: _convert('--source', p, '--dest', os.path.join(str(t), 'o.pkl')))),
+    ('build-prior-feature-hostile', '--feature', _with_hostile(_hostile_torch_file, lambda i, t, p: _prior(f'--data={i["zip"]}', f'--out={t}/p.pt', f'--feature={p}'))),
+    ('build-prior-feature-hostile-pkl', '--feature', _with_hostile(_hostile_pickle, lambda i, t, p: _prior(f'--data={i["zip"]}', f'--out={t}/p.pt', f'--feature={p}'))),
+    ('train-prior-feature-hostile', '--prior-feature', _with_hostile(_hostile_torch_file, lambda i, t, p: _toy_run(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=gmm', f'--prior-feature={p}'))),
+    ('train-mdgan-distance-hostile', '--mdgan-distance', _with_hostile(_hostile_torch_file, lambda i, t, p: _toy_run(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=mdgan', f'--mdgan-distance={p}'))),
+    ('train-rf-ae-hostile',     '--rf-ae',      _with_hostile(_hostile_torch_file, lambda i, t, p: _toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=rf', f'--rf-ae={p}'))),
+    ('train-prior-file-hostile', '--prior-file', _with_hostile(_hostile_torch_file, lambda i, t, p: _toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=gmm', f'--prior-file={p}'))),
+    ('calc-metrics-prior-file-hostile', '--prior-file', _with_hostile(_hostile_torch_file, lambda i, t, p: _metrics(f'--network={i["net"]}', '--metrics=qs10k', f'--data={i["zip"]}', f'--prior-file={p}'))),
+    ('calc-metrics-classifier-hostile', '--classifier', _with_hostile(_hostile_torch_file, lambda i, t, p: _metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={p}'))),
+    ('missing-modes-state-hostile', 'noisy-d-state.pt', _state_file('hostile')),
+    ('dataset-tool-cifar-hostile', '--source',  _with_hostile(_hostile_cifar, lambda i, t, p: _tool('--source', p, '--dest', os.path.join(str(t), 'o.zip')))),
+    # 4. Wrong file kinds and corrupt state files: one line naming the option (or the file, and "delete it").
+    ('train-rf-ae-text',        '--rf-ae',      lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=rf', f'--rf-ae={i["text_e"]}'), None)),
+    ('train-prior-file-text',   '--prior-file', lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=gmm', f'--prior-file={i["text_e"]}'), None)),
+    ('calc-metrics-classifier-text', '--classifier', lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={i["text_e"]}'), None)),
+    ('calc-metrics-classifier-network', '--classifier', lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={i["net"]}'), None)),
+    ('build-prior-feature-text', '--feature',   lambda i, t: (_prior(f'--data={i["zip"]}', f'--out={t}/p.pt', f'--feature={i["text_e"]}'), None)),
+    ('missing-modes-network-text', '--network', lambda i, t: (_mm(f'--network={i["file"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}'), None)),
+    ('missing-modes-state-truncated', 'delete it', _state_file('truncated')),
+    ('missing-modes-state-not-a-state', 'noisy-d-state.pt', _state_file('list')),
+    ('missing-modes-device-cuda', '--device',   lambda i, t: (_cli(__import__('missing_modes').main, [f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--device=cuda:7']), None)),
+    ('train-classifier-device-cuda', '--device', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--device=cuda:7', '--epochs=1'), None)),
+    # 2. Numbers: finite and in range after every cast.
+    ('toy-npy-float64-1e300',   'huge.npy',     lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["npy_1e300"]}'), None)),
+    ('toy-npy-complex',         'complex.npy',  lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["npy_complex"]}'), None)),
+    ('toy-npy-strings',         'strings.npy',  lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["npy_strings"]}'), None)),
+    ('toy-npy-empty',           'empty.npy',    lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["npy_empty"]}'), None)),
+    ('toy-csv-empty',           'empty.csv',    lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["csv_empty"]}'), None)),
+    ('toy-spec-radius-inf',     'radius',       lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,radius=inf'), None)),
+    ('toy-spec-radius-1e300',   'radius',       lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,radius=1e300'), None)),
+    ('toy-spec-std-nan',        'std',          lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,std=nan'), None)),
+    ('toy-spec-spacing-inf',    'spacing',      lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:grid25,spacing=inf'), None)),
+    ('toy-spec-rare-nan',       'rare',         lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,rare=nan'), None)),
+    ('toy-spec-n-huge',         'n=2000000000', lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=2000000000'), None)),
+    ('toy-modes-nan-centre',    'modes_nan.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_nan"]}'), None)),
+    ('toy-modes-inf-std',       'modes_inf_std.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_inf_std"]}'), None)),
+    ('toy-modes-zero-std',      'modes_zero_std.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_zero_std"]}'), None)),
+    ('toy-modes-lengths',       'length', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_lengths"]}'), None)),
+    ('toy-modes-zero-weights',  'modes_zero_weights.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_zero_weights"]}'), None)),
+    ('toy-modes-folder',        'modes_folder.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_folder"]}'), None)),
+    ('missing-modes-sigma-nan', '--sigma',      lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--sigma=nan'), None)),
+    ('missing-modes-sigma-inf', '--sigma',      lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--sigma=inf'), None)),
+    ('missing-modes-kimg-inf',  '--kimg',       lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--batch=4', '--kimg=inf'), None)),
+    ('missing-modes-lr-nan',    '--lr',         lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--lr=nan'), None)),
+    ('missing-modes-snap-kimg-nan', '--snap-kimg', lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--snap-kimg=nan'), None)),
+    ('train-classifier-lr-nan', '--lr',         lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--lr=nan', '--epochs=1'), None)),
+    ('train-classifier-test-frac-nan', '--test-frac', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--test-frac=nan', '--epochs=1'), None)),
+    ('build-prior-holdout-nan', '--holdout',    lambda i, t: (_prior(f'--data={i["zip"]}', f'--out={t}/p.pt', '--holdout=nan'), None)),
+    ('train-masked-pool-huge',  '--masked-pool', lambda i, t: (_train(f'--outdir={t}', f'--data={i["zip"]}', '--prior=masked', '--masked-pool=100000'), None)),
+    # 3. Applicability, checked before any work.
+    ('calc-metrics-miss100k-toy', '--metrics',  lambda i, t: (_metrics(f'--network={i["toy_net"]}', '--metrics=miss100k'), None)),
+    ('calc-metrics-msssim10k-toy', '--metrics', lambda i, t: (_metrics(f'--network={i["toy_net"]}', '--metrics=msssim10k'), None)),
+    ('calc-metrics-fid5k-toy',  '--metrics',    lambda i, t: (_metrics(f'--network={i["toy_net"]}', '--metrics=fid5k'), None)),
+    ('calc-metrics-toy2k-image', '--metrics',   lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=toy2k', f'--data={i["zip"]}'), None)),
+    ('generate-grid-toy',       '--grid',       lambda i, t: (_gen(f'--network={i["toy_net"]}', '--seeds=0-3', '--grid=2x2', f'--outdir={t}'), None)),
+    ('generate-class-toy',      '--class',      lambda i, t: (_gen(f'--network={i["toy_net"]}', '--seeds=0-3', '--class=1', f'--outdir={t}'), None)),
+    ('generate-projected-w-toy', 'toy network', lambda i, t: (_gen(f'--network={i["toy_net"]}', f'--projected-w={i["npy"]}', f'--outdir={t}'), None)),
+    ('style-mixing-toy',        'toy network',          lambda i, t: (_cli(__import__('style_mixing').generate_style_mix, ['--device=cpu', f'--network={i["toy_net"]}', '--rows=0', '--cols=1', f'--outdir={t}']), None)),
+    ('train-mirror-toy',        '--mirror',     lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8', '--mirror=1'), None)),
+    ('build-rf-out-folder',     '--out',        lambda i, t: (_rf(f'--data={i["zip"]}', f'--out={i["empty_dir"]}', '--device=cpu'), None)),
+    ('build-rf-out-under-file', '--out',        lambda i, t: (_rf(f'--data={i["zip"]}', f'--out={_in_file(i, "ae.pt")}', '--device=cpu'), None)),
+    ('train-classifier-out-folder', '--out',    lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={i["empty_dir"]}', '--epochs=1', '--device=cpu'), None)),
+    ('train-classifier-out-under-file', '--out', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={_in_file(i, "c.pt")}', '--epochs=1', '--device=cpu'), None)),
+    ('build-prior-data-toy',    'toy data',          lambda i, t: (_prior('--data=toy:ring8', f'--out={t}/p.pt'), None)),
+    ('train-classifier-data-toy', 'toy data',        lambda i, t: (_tc('--data=toy:ring8', f'--out={t}/c.pt', '--epochs=1', '--device=cpu'), None)),
+    ('missing-modes-test-data-toy', 'toy data',      lambda i, t: (_mm(f'--network={i["net"]}', '--test-data=toy:ring8', f'--data={i["zip"]}', f'--outdir={t}'), None)),
 ]
 
 
