@@ -124,6 +124,10 @@ def prior_kwargs(opts, c):
             raise click.ClickException(f'--prior-feature: unknown extractor "{kwargs.feature}"; valid names: {", ".join(features.list_extractors())}, '
                                        f'or the path or URL of a TorchScript or pickled module')
         try:
+            features.check_extractor_file(kwargs.feature)  # safe loading, before any work
+        except ValueError as err:
+            raise click.ClickException(f'--prior-feature: {err}') from err
+        try:
             kwargs.pca = prior_file.parse_pca(kwargs.pca)
         except ValueError as err:
             raise click.ClickException(f'--prior-pca: {err}') from err
