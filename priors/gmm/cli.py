@@ -76,6 +76,15 @@ OPTIONS = [
                     'points stays float), or feed float (v1)'),
     cli.option('--resample-rule', arg='resample_rule', type=click.Choice(list(gmm_prior.RESAMPLE_RULES)),
                help='gmm: component of an image: nearest centre (paper, §3.3) or argmax responsibility'),
+    cli.option('--resample-labels', arg='resample_labels', type=bool, metavar='BOOL',
+               help='gmm: group the reals by known labels (toy modes, dataset class labels) instead of GMM components; generated '
+                    'images go to the nearest label centre in the GMM\'s feature space (issue 18; off = the paper)'),
+    cli.option('--resample-max-ratio', arg='resample_max_ratio', type=click.FloatRange(min=0), metavar='FLOAT',
+               help='gmm: damped feedback: clip f\' of Eq. 8 to [f_r / c, c f_r] before normalising, so no group is starved or '
+                    'boosted beyond c times its share (0 = off, the paper)'),
+    cli.option('--prior-quality-scale', arg='quality_scale', type=click.Choice(list(gmm_prior.QUALITY_SCALES)),
+               help='gmm: none = Eq. 5 as written; spread = each sample\'s term times trace(Sigma_k) / d of its nearest component '
+                    '(detached), so its pull -grad ~ (x - mu) is in data units whatever the width (off = the paper)'),
 ]
 
 #----------------------------------------------------------------------------
@@ -139,9 +148,12 @@ def prior_kwargs(opts, c):
     # Quality loss and resampling.
     if not kwargs.resample:
         for key in ('resample_alpha', 'resample_kimg', 'resample_num', 'resample_ema', 'resample_rule', 'resample_min_per_component',
-                    'resample_net', 'resample_noise', 'resample_pixels'):
+                    'resample_net', 'resample_noise', 'resample_pixels', 'resample_labels', 'resample_max_ratio'):
             if opts.get(key) is not None:
                 raise click.ClickException(f'{flag(key)} has no effect with --resample=0; drop it or use --resample=1')
+    if 0 < kwargs.resample_max_ratio <= 1:
+        raise click.ClickException(f'--resample-max-ratio={kwargs.resample_max_ratio:g} must be 0 (off) or > 1 (f\' within [f_r / c, c f_r])')
+    kwargs.resample_labels = bool(kwargs.resample_labels)
     if kwargs.weight == 0 and not kwargs.resample:
         raise click.ClickException('--prior=gmm with --prior-weight=0 and --resample=0 does nothing; enable one of them or use --prior=none')
     return kwargs
