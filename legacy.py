@@ -255,6 +255,7 @@ def _safe_globals():
         ('torch_utils.persistence', '_reconstruct_persistent_obj'): persistence._reconstruct_persistent_obj_safe,
         ('dnnlib.util', 'EasyDict'):                                dnnlib.EasyDict,
         ('dnnlib.tflib.network', 'Network'):                        _TFNetworkStub,
+        ('legacy', '_TFNetworkStub'):                               _TFNetworkStub,   # the stubs pickled again (an EasyDict)
         ('collections', 'OrderedDict'):                             collections.OrderedDict,
         ('torch._utils', '_rebuild_tensor_v2'):                     torch._utils._rebuild_tensor_v2,
         ('torch._utils', '_rebuild_parameter'):                     torch._utils._rebuild_parameter,

@@ -125,8 +125,13 @@ def test_hostile_pickle_is_refused(tmp_path, snapshot):
         _load_bytes(data, safe=True)
     assert not target.exists()
 
-    # The same file does run the command when loaded without safe mode.
-    _load_bytes(data)
+    # Safe mode is the default (issue 20): the same call without safe= refuses it too.
+    with pytest.raises(legacy.NetworkPickleError, match=r'not a trusted network pickle'):
+        _load_bytes(data)
+    assert not target.exists()
+
+    # The same file does run the command when loaded without safe mode (--trust-pickle).
+    _load_bytes(data, safe=False)
     assert target.exists()
 
 
@@ -182,6 +187,8 @@ def test_not_a_snapshot(snapshot):
 def test_unimportable_global():
     data = pickle.dumps(np.float32(1)).replace(b'numpy', b'nump_')
     with pytest.raises(legacy.NetworkPickleError, match=r'refers to nump_\._core\.multiarray\.scalar, which cannot be imported'):
+        _load_bytes(data, safe=False)
+    with pytest.raises(legacy.NetworkPickleError, match=r'refusing the global "nump_\._core\.multiarray\.scalar"'):
         _load_bytes(data)
 
 #----------------------------------------------------------------------------
