@@ -62,7 +62,7 @@ resume_specs = {
 demo_dataset_kwargs = dict(num_images=2000, resolution=32, num_modes=8, seed=0)
 
 # Options that may differ between a run and its exact resume without changing the training math.
-_resume_ignored_options = ('run_dir', 'total_kimg', 'resume_pkl', 'resume_exact', 'ada_kimg', 'metrics', 'image_snapshot_ticks',
+_resume_ignored_options = ('run_dir', 'total_kimg', 'total_steps', 'resume_pkl', 'resume_exact', 'ada_kimg', 'metrics', 'image_snapshot_ticks',
                            'network_snapshot_ticks', 'kimg_per_tick', 'data_loader_kwargs')
 
 #----------------------------------------------------------------------------
@@ -591,7 +591,9 @@ def _check_resume_state(resume_state, c):
     defaults = {name: param.default for name, param in inspect.signature(training_loop_module.training_loop).parameters.items()
                 if param.default is not inspect.Parameter.empty and name != 'rank'}
     new = json.loads(json.dumps(dict(defaults, **c), default=str))
-    new = {k: v for k, v in new.items() if k in old or k not in _resume_ignored_options}
+    # A loop option newer than the snapshot counts as unchanged while it has its default value.
+    plain = json.loads(json.dumps(defaults, default=str))
+    new = {k: v for k, v in new.items() if k in old or (k not in _resume_ignored_options and not (k in plain and v == plain[k]))}
     diffs = _option_differences(old, new)
     print(f'Exact resume from kimg {cur_kimg:g} (tick {resume_state["cur_tick"]}).')
     if resume_state['num_gpus'] != c.num_gpus:
