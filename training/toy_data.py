@@ -152,7 +152,7 @@ def _check_options(name, o):
         problems.append(f'seed={o["seed"]} must be in [0, 2**63)')
     for key in ('radius', 'spacing', 'std'):
         if key in o and not 0 < o[key] <= MAX_COORDINATE:  # NaN fails too
-            problems.append(f'{key}={o[key]:g} must be a finite number in (0, {MAX_COORDINATE:g}]')
+            problems.append(f'{key}={o[key]:g} must be > 0, finite and at most {MAX_COORDINATE:g}')
     if o['rare'] is not None and not 0 < o['rare'] < 1:
         problems.append(f'rare={o["rare"]:g} must be a fraction in (0, 1)')
     num_modes = len(TOY_SETS[name][1](dict(o, **TOY_SETS[name][0]))[0])  # the count only: default geometry
