@@ -166,17 +166,9 @@ def prior_scores(prior, gen_features, rule=None):
 # A PriorFile from the plain dict a prior file holds, checked as load_prior()
 # checks a file. `where` names the dict's origin in error messages.
 def prior_from_record(record, where='prior-file dict'):
-    module = prior_file_module
     fix = 'rebuild the prior with build_prior.py and pass the new prior file'
-    if not isinstance(record, dict) or record.get('kind') != module.FILE_KIND or not isinstance(record.get('format_version'), int):
-        raise module.PriorFileError(f"{where} is not a prior file (no kind='{module.FILE_KIND}' and format_version); {fix}")
-    if record['format_version'] > module.FORMAT_VERSION:
-        raise module.PriorFileError(f"{where} has prior format_version {record['format_version']}, newer than this code reads "
-                                    f"(up to {module.FORMAT_VERSION}); update this code, or {fix}")
-    missing = [k for k in module._REQUIRED_KEYS if k not in record]  # pylint: disable=protected-access
-    if missing:
-        raise module.PriorFileError(f"{where} is an incomplete prior file (missing {', '.join(missing)}); {fix}")
-    return module.PriorFile(record, path=where)
+    prior_file_module.FILE_FORMAT.check(record, where, fix, from_file=False)
+    return prior_file_module.PriorFile(record, path=where)
 
 # The prior to evaluate against: prior_file (path, dict or PriorFile) first,
 # then the GMM prior state of a snapshot dict. Returns a PriorFile, or None
