@@ -1,7 +1,9 @@
 """Real-data priors that plug into StyleGAN2-ADA training through named seams (PriorGAN, Gu et al. 2020, and others).
 
-The core (`training/`, `metrics/`, `torch_utils/`) never imports this package. `train.py` and
-`calc_metrics.py` each `import priors` once; importing it runs the registrations of its submodules:
+The core (`training/`, `metrics/`, `torch_utils/`, `dnnlib/`, `calc_metrics.py`) never names this package: it is a
+plugin, declared in pyproject.toml (entry point group `sg2ada.plugins`) and imported by `dnnlib.plugins.import_plugins()`
+(`calc_metrics.py`, and `torch_utils.persistence` for pickled modules); `train.py` imports it directly. Importing it
+runs the registrations of its submodules:
 feature extractors (`features`), priors for `--prior=NAME` (`registry`, one sub-package per paper:
 `gmm`) and their metrics (`gmm`: `qs50k`, `dds50k`, `qs10k`, `dds10k`). `priors.cli` holds train.py's options.
 """
