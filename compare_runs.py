@@ -443,7 +443,7 @@ CSS = '''
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:.85em} th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .status-running{color:#1f77b4;font-weight:bold} .status-finished{color:#2ca02c;font-weight:bold}
 .status-diverged{color:#d62728;font-weight:bold} .status-stopped{color:#ff7f0e;font-weight:bold}
 .swatch{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:middle;border-radius:2px}
@@ -478,7 +478,11 @@ def _status_class(status):
 # One picture with its caption; crop: see data_uri (image grids: a corner of TILES x TILES images).
 def _figure(path, caption, extra='', crop=None):
     grid = crop is not None
-    return (f'<figure{extra}><img class="pic{" grid" if grid else ""}" src="{data_uri(path, crop=crop or None)}" alt="{_esc(caption)}">'
+    try:
+        uri = data_uri(path, crop=crop or None)
+    except OSError as err:  # removed or unreadable since the folder was listed
+        return f'<figure{extra}><p class="note">{_esc(os.path.basename(path))}: cannot read ({_esc(err.strerror or err)})</p><figcaption>{_esc(caption)}</figcaption></figure>'
+    return (f'<figure{extra}><img class="pic{" grid" if grid else ""}" src="{uri}" alt="{_esc(caption)}">'
             f'<figcaption>{_esc(caption)}</figcaption></figure>')
 
 def _kimg_label(kimg, first_label='init'):
