@@ -49,7 +49,7 @@ VERDICTS = ('reproduced', 'same direction', 'not reproduced')
 
 VERDICT_RULE = (
     'Mean and std are over training seeds (sample std, ddof = 1). **reproduced**: the method beats the baseline in the '
-    "paper's direction with no overlap of the mean ± std intervals, and its relative gain is at least half the paper's "
+    "paper's direction with no overlap of the mean ± std intervals (at least 2 seeds per arm), and its relative gain is at least half the paper's "
     "(where the paper gives both numbers; a claim without numbers needs only the first two). **same direction**: the "
     'method\'s mean is better than the baseline\'s, but the intervals overlap or the gain is under half the paper\'s. '
     '**not reproduced**: otherwise (equal or worse mean).')
@@ -99,7 +99,8 @@ def verdict(baseline, method, better='lower', paper=None):
     gain = sign * (b - m)  # > 0: the method is better
     if gain <= 0:
         return 'not reproduced'
-    separated = (m + sm < b - sb) if better == 'lower' else (m - sm > b + sb)
+    enough_seeds = len(baseline.get('values') or ()) >= 2 and len(method.get('values') or ()) >= 2
+    separated = enough_seeds and ((m + sm < b - sb) if better == 'lower' else (m - sm > b + sb))
     big_enough = True
     if paper is not None:
         pb, pm = (float(v) for v in paper)
@@ -238,9 +239,10 @@ def stat_series(stats, key, field='mean'):
 # Toy scores and points of a snapshot (metrics/toy_metrics.py: 2,000 generated vs 2,000 fresh data points).
 
 def load_snapshot(pkl):
+    """A snapshot this experiment's own train.py run just wrote (so trusted: safe-mode unpickling off)."""
     import legacy  # pylint: disable=import-outside-toplevel
     with open(pkl, 'rb') as f:
-        return legacy.load_network_pkl(f)
+        return legacy.load_network_pkl(f, safe=False)
 
 def _metric_options(snapshot, seed, prior_sampling):
     from metrics import metric_utils  # pylint: disable=import-outside-toplevel
@@ -368,7 +370,7 @@ def line_chart(series, path, title, ylabel, logy=False, width=560, height=300):
         line = [(sx(x), sy(y)) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not logy)]
         if len(line) > 1:
             draw.line(line, fill=colour, width=2)
-        draw.text((left + 8 + (i % 3) * 160, top + 4 + (i // 3) * 12), label[:26], fill=colour, font=_font(10))
+        draw.text((left + 8 + (i % 2) * 230, top + 4 + (i // 2) * 12), label[:36], fill=colour, font=_font(10))
     return save_png(fig, path)
 
 #----------------------------------------------------------------------------
@@ -466,7 +468,7 @@ def prepare(module, quick, seeds, only, keep):
 def finish_all(module, pairs, quick, seeds_text, out_dir, pictures_dir, log=print):
     written = []
     for claim_id in module.CLAIMS:
-        done = [(t, r) for t, r in pairs if t.claim == claim_id]
+        done = [(t, r) for t, r in pairs if t.claim == claim_id or claim_id in t.extra.get('also', ())]
         if not done:
             continue
         ctx = Context(out_dir=out_dir, pictures_dir=pictures_dir, quick=quick, seeds=parse_seeds(seeds_text),
@@ -498,6 +500,8 @@ def make_main(module_name, default_seeds='0-2'):  # pass the paper file's DEFAUL
     def main(jobs, seeds, quick, only, dry_run, out, pictures, keep):
         module = importlib.import_module(module_name)
         names = check_only(module, only)
+        if quick and seeds == default_seeds:
+            seeds = str(parse_seeds(seeds)[0])  # the smoke version: one seed unless asked
         seed_list = parse_seeds(seeds)
         tasks, root = prepare(module, quick, seed_list, names, keep)
         if dry_run:

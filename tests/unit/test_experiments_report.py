@@ -29,6 +29,9 @@ def test_arm_mean_and_sample_std():
 def test_verdict_rule(base, meth, better, paper, expected):
     assert common.verdict(_arm('b', base), _arm('m', meth), better=better, paper=paper) == expected
 
+def test_one_seed_is_never_separated():
+    assert common.verdict(_arm('b', [0.5]), _arm('m', [0.1]), 'lower') == 'same direction'
+
 def test_verdict_of_missing_numbers_is_not_reproduced():
     assert common.verdict(_arm('b', []), _arm('m', [0.1, 0.2]), 'lower') == 'not reproduced'
 
