@@ -16,6 +16,7 @@ Command-line entry points call import_plugins() once; torch_utils.persistence
 imports the plugins when a pickle names a class it does not know.
 """
 
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -40,8 +41,12 @@ def plugin_modules():
     if env is not None:
         names = [name.strip() for name in env.split(',') if name.strip()]
     else:
-        names = _installed_entries() + _source_tree_entries()
+        names = _declared_entries()
     return list(dict.fromkeys(names))
+
+@functools.lru_cache(maxsize=None)   # read once per process
+def _declared_entries():
+    return tuple(_installed_entries() + _source_tree_entries())
 
 def _installed_entries():
     try:
