@@ -395,7 +395,7 @@ def _check_labels(labels, names):
 @click.option('--synthetic-seed', help='synthetic: random seed  [default: 0]', type=click.IntRange(0, 2 ** 32 - 1), metavar='INT')
 @click.option('--synthetic-cond', help='synthetic: also store the mode as class label  [default: false]', type=bool, metavar='BOOL')
 @click.option('--digits-rare', help='digits: classes made rare, e.g. 7,8,9  [default: none]', metavar='LIST')
-@click.option('--digits-rare-frac', help='digits: share of each rare class\'s images kept  [default: 0.15]', type=click.FloatRange(0, 1, min_open=True), metavar='FLOAT')
+@click.option('--digits-rare-frac', help='digits: share of each rare class\'s images kept  [default: 0.15]', type=cli.FiniteFloat(0, 1, min_open=True), metavar='FLOAT')
 def convert_dataset(
     source: str,
     dest: str,

@@ -81,6 +81,7 @@ import torch
 import dnnlib
 from torch_utils import built_files
 from torch_utils import misc
+from torch_utils import safe_load
 from training import sampling
 
 #----------------------------------------------------------------------------
@@ -337,7 +338,10 @@ class FeatureStats:
     @staticmethod
     def load(pkl_file):
         with open(pkl_file, 'rb') as f:
-            state = pickle.load(f)
+            try:  # arrays and numbers only: a cache file never runs code when read (torch_utils.safe_load)
+                state = safe_load.load_plain_pickle(f, what='feature cache file', trust=False)
+            except safe_load.FileLoadError as err:
+                raise ValueError(f'{err}; delete it to recompute the features') from None
         obj = FeatureStats()
         obj.__dict__.update(state)
         return obj

@@ -500,6 +500,7 @@ CASES = [
     ('missing-modes-snap-kimg-nan', '--snap-kimg', lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--snap-kimg=nan'), None)),
     ('train-classifier-lr-nan', '--lr',         lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--lr=nan', '--epochs=1'), None)),
     ('train-classifier-test-frac-nan', '--test-frac', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--test-frac=nan', '--epochs=1'), None)),
+    ('dataset-tool-digits-rare-frac-nan', '--digits-rare-frac', lambda i, t: (_tool('--source=digits', '--digits-rare-frac=nan', '--dest', os.path.join(str(t), 'o.zip')), None)),
     ('build-prior-holdout-nan', '--holdout',    lambda i, t: (_prior(f'--data={i["zip"]}', f'--out={t}/p.pt', '--holdout=nan'), None)),
     ('train-masked-pool-huge',  '--masked-pool', lambda i, t: (_train(f'--outdir={t}', f'--data={i["zip"]}', '--prior=masked', '--masked-pool=100000'), None)),
     # 3. Applicability, checked before any work.
