@@ -40,6 +40,9 @@ Hooks and when they are called (all optional):
     D_outputs(raw) -> outputs                       any object, e.g. (mu, sigma)
     adversarial_loss(step, outputs, *, batch) -> [N] replaces the GAN loss at 'Gmain', 'Dgen', 'Dreal'
     realness(outputs) -> [N, 1]                     one score per image: Loss/scores, ADA's signs, R1
+    realness_kwargs() -> dict | None                class_name + kwargs of f(raw) -> [N, 1], the same score
+                                                    outside training (sample-time transforms that score with D)
+  needs_logit (class attribute)                     True: the prior reads D's raw output as one logit per image
   extra phases (PriorLoss.extra_phases; the loop owns optimizers, gradient all-reduce, snapshot, resume)
     extra_phases() -> [training.loss.ExtraPhase]    called after setup()
   image snapshot (rank 0)
@@ -71,9 +74,14 @@ Which paper uses which hook:
 Composition (--prior=a,b): extra losses add; latent transforms and sample transforms chain in the
 listed order; on_progress feedback dicts merge (a key from two priors is an error); at most one prior
 drives the sampler and at most one owns D's head; synthesis_inputs keys, extra phase names and dotted
-kwargs leaves may not be set by two priors. check_composition() and merge_feedback() hold these rules
-once; configure() and PriorLoss both use them and raise ValueError.
+kwargs leaves may not be set by two priors; a prior that needs D's logit (needs_logit) and a head owner
+cannot be combined, and a head owner replaces the GAN loss, so gan_loss must stay 'logistic'; a
+sample-time transform whose constructor takes `realness` gets the head owner's realness_kwargs() (bind_realness),
+so that it scores with the same realness as training. check_composition(), bind_realness() and
+merge_feedback() hold these rules once; configure() and PriorLoss both use them and raise ValueError.
 """
+
+import inspect
 
 import dnnlib
 
@@ -82,6 +90,8 @@ import dnnlib
 
 class Prior:
     name = None  # Registry name; set by registry.register_prior().
+    needs_logit = False  # True: the prior reads D's raw output as one logit per image (e.g. -log D terms), so no
+                         # other prior may own D's head (check_composition refuses the pair).
 
     def __init__(self):
         self.ctx = None  # Set by setup().
@@ -138,6 +148,11 @@ class Prior:
     def realness(self, outputs):
         raise NotImplementedError(f'Prior "{self.name}" does not own D\'s head')
 
+    # Head owner: dict(class_name=..., **kwargs) of a callable f(raw) -> [N, 1], the realness of D's raw output
+    # outside training (sample-time transforms that score with D get it as their `realness` kwarg); None = none.
+    def realness_kwargs(self):
+        return None
+
     # True when this prior implements the head-owner hooks.
     def owns_head(self):
         return type(self).D_outputs is not Prior.D_outputs
@@ -180,7 +195,7 @@ class NoPrior(Prior):
 # instances (set up or not). Returns the index of the prior that drives the
 # sampler, or None.
 
-def check_composition(priors):
+def check_composition(priors, gan_loss=None):
     names = [p.name for p in priors]
     for name in names:
         if names.count(name) > 1:
@@ -198,7 +213,33 @@ def check_composition(priors):
         missing = [hook for hook in ('adversarial_loss', 'realness') if p.owns_head() and getattr(type(p), hook) is getattr(Prior, hook)]
         if missing:
             raise TypeError(f'Prior "{p.name}" implements D_outputs() but not {" and ".join(missing)}(); a head owner implements all three')
+    if owners:
+        readers = [p.name for p in priors if p.needs_logit]
+        if readers:
+            raise ValueError(f'Prior "{readers[0]}" reads D\'s output as one logit per image, but prior "{owners[0]}" owns D\'s head '
+                             f'and replaces that logit; they cannot be combined: train with one of them')
+        if gan_loss not in (None, 'logistic'):
+            raise ValueError(f'Prior "{owners[0]}" owns D\'s head and replaces the adversarial loss with its own, so '
+                             f'gan_loss="{gan_loss}" would be ignored; leave it at the default, logistic')
     return drivers[0] if drivers else None
+
+# Sample-time transform specs (dicts) with the head owner's realness bound: a transform whose constructor takes
+# `realness` (one that scores images with D) gets the head owner's realness_kwargs(), so that it scores what training
+# scores; without a head owner the spec is left as it is (D's raw output is the logit). Raises ValueError when the
+# head owner gives none. Returns new specs.
+def bind_realness(specs, priors):
+    owners = [p for p in priors if p.owns_head()]
+    out = []
+    for spec in specs:
+        spec = dnnlib.EasyDict(spec)
+        if owners and 'realness' in inspect.signature(dnnlib.util.get_obj_by_name(spec.class_name)).parameters:
+            realness = owners[0].realness_kwargs()
+            if realness is None:
+                raise ValueError(f'The sample-time transform {spec.class_name} scores images with D, but prior "{owners[0].name}" owns '
+                                 f'D\'s head and gives no realness_kwargs() to read it with; switch the transform off or drop a prior')
+            spec.realness = dnnlib.EasyDict(realness)
+        out.append(spec)
+    return out
 
 # One dict from several priors' dicts (on_progress feedback, synthesis inputs),
 # refusing a key that two priors set. items: list of (prior name, dict or None).

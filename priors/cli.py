@@ -303,10 +303,10 @@ def configure(c, opts):
             raise click.ClickException(f'--prior={name}: {err}') from err
         entries.append(dnnlib.EasyDict(name=name, **kwargs))
     try:
-        driver = base.check_composition(instances)
+        driver = base.check_composition(instances, gan_loss=(c.get('loss_kwargs') or {}).get('gan_loss'))
         updates = {what: base.merge_updates([(p.name, getattr(p, what + '_update')()) for p in instances], what)
                    for what in ('G_kwargs', 'D_kwargs', 'loss_kwargs')}
-        transforms = [dnnlib.EasyDict(t) for t in (p.sample_transform_kwargs() for p in instances) if t is not None]
+        transforms = base.bind_realness([t for t in (p.sample_transform_kwargs() for p in instances) if t is not None], instances)
     except (ValueError, TypeError) as err:
         raise click.ClickException(f'--prior={listed}: {err}') from err
     for key in updates['loss_kwargs']:

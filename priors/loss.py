@@ -27,12 +27,9 @@ class PriorLoss(StyleGAN2Loss):
             if 'name' not in kwargs:
                 raise ValueError(f'PriorLoss: every entry of prior_kwargs needs a "name", got {sorted(kwargs)}')
             self.priors.append(registry.build_prior(kwargs.pop('name'), **kwargs))
-        base.check_composition(self.priors)
+        base.check_composition(self.priors, gan_loss=self.gan_loss)
         owners = [p for p in self.priors if p.owns_head()]
         self.head = owners[0] if owners else None
-        if self.head is not None and self.gan_loss != 'logistic':
-            raise ValueError(f'Prior "{self.head.name}" replaces the adversarial loss; gan_loss={self.gan_loss!r} would be ignored, '
-                             f'leave it at "logistic"')
         self.ctx = None
         self.pretrained = False  # pretrain() hooks run at the first iteration of a fresh run
         self._phases = None

@@ -13,12 +13,17 @@ Mapping onto StyleGAN2-ADA (see docs/masked.md for every choice and its reason):
 - steps 'Gmain' and 'Dgen' (not the path-length step 'Gpl', a smoothness regulariser);
 - the style-mixing latent is drawn from the same pool and pmf as the main latents (role 'mix');
 - scores come from the training G (random noise, no style mixing) and D without augmentation, in chunks of
-  batch_gpu so that minibatch-stddev groups look like training batches;
+  batch_gpu so that minibatch-stddev groups look like training batches. D's realness is the head owner's when
+  another prior owns D's head (e.g. P2GAN's), at training and at sampling time. G is called as at sampling time:
+  a synthesis side module (e.g. P2GAN's posterior modules + AdaIN) gets no side input and runs in eval mode for the
+  scoring pass, so it uses its sampling-time code and running statistics and records no batch statistics
+  into them (they stay those of the training steps);
 - the prior draws from its own seeded stream (torch.Generator, seeded by (random_seed, rank)), whose state is
   saved per rank, so an exact resume continues the same draws; the training RNG streams are not touched;
 - sampling time: MaskedSampleTransform applies the same selection with the snapshot's G_ema and D.
 """
 
+import contextlib
 import hashlib
 import math
 import time
@@ -71,7 +76,29 @@ def score_latents(G_mapping, G_synthesis, score_fn, z, c, chunk):
             scores.append(torch.sigmoid(score_fn(img, c[lo:lo + chunk]).to(torch.float64).flatten()))
     return torch.cat(scores)
 
+# The scoring pass's G: a synthesis side module (the seam of training.networks.SynthesisNetwork) in eval mode, as
+# at sampling time, so that it neither uses batch statistics nor records them; every module's flag is restored.
+@contextlib.contextmanager
+def sampling_mode_side(G_synthesis):
+    side = getattr(getattr(G_synthesis, 'module', G_synthesis), 'side', None)
+    modes = [(module, module.training) for module in side.modules()] if isinstance(side, torch.nn.Module) else []
+    try:
+        for module, _training in modes:
+            module.training = False
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+# The realness of D's raw output at sampling time: the head owner's (a realness_kwargs() spec) or D's first output.
+def build_realness(spec):
+    if spec is None:
+        return lambda raw: raw[:, :1]
+    return dnnlib.util.construct_class_by_name(**spec)
+
 #----------------------------------------------------------------------------
+
+STEP_CHOICES = ('both', 'G')  # --masked-steps: select at the D and the G step (the paper), or at the G step only
 
 @registry.register_prior('masked', cli='priors.masked.cli')
 class MaskedPrior(base.Prior):
@@ -81,6 +108,7 @@ class MaskedPrior(base.Prior):
         presample   = 2.0,      # n / m: pre-sample size per batch latent (paper: n = 1000 for m = 500, i.e. 2).
         sampling    = True,     # Select at sampling time too (generate.py, metrics, grids), as the paper does.
         sample_pool = 64,       # Candidates per generated image at sampling time (see MaskedSampleTransform).
+        steps       = 'both',   # Steps whose latents are selected: 'both' (Gmain and Dgen, §3.1 "in both steps") or 'G' (Gmain only; D trains on the plain prior).
     ):
         super().__init__()
         if mode not in MODES:
@@ -93,11 +121,14 @@ class MaskedPrior(base.Prior):
             raise ValueError(f'Prior "masked": sample_pool must be an integer >= 1, got {sample_pool!r}')
         self.mode, self.rate, self.presample = mode, float(rate), float(presample)
         self.sampling, self.sample_pool = bool(sampling), int(sample_pool)
-        self.steps = ('Gmain', 'Dgen')
+        if steps not in STEP_CHOICES:
+            raise ValueError(f'Prior "masked": steps must be one of {", ".join(STEP_CHOICES)}, got {steps!r}')
+        self.steps = ('Gmain', 'Dgen') if steps == 'both' else ('Gmain',)
 
     def sample_transform_kwargs(self):
         if not self.sampling:
             return None
+        # With a head owner, configure() adds its realness_kwargs() as `realness` (priors.base.bind_realness).
         return dict(class_name='priors.masked.prior.MaskedSampleTransform', mode=self.mode, rate=self.rate, pool=self.sample_pool)
 
     def setup(self, ctx):
@@ -118,7 +149,8 @@ class MaskedPrior(base.Prior):
         z_dim = int(ctx.G_mapping.z_dim)
         z_pool = torch.randn([n_local, z_dim], generator=self.generator).to(ctx.device)
         c_pool = c.repeat(int(math.ceil(n_local / c.shape[0])), 1)[:n_local] if c.shape[0] > 0 else c.new_zeros([n_local, c.shape[1]])
-        scores = score_latents(ctx.G_mapping, ctx.G_synthesis, ctx.score, z_pool, c_pool, ctx.batch_gpu)
+        with sampling_mode_side(ctx.G_synthesis):
+            scores = score_latents(ctx.G_mapping, ctx.G_synthesis, ctx.score, z_pool, c_pool, ctx.batch_gpu)
         if ctx.num_gpus > 1:
             z_pool, c_pool, scores = (self._all_gather(t) for t in (z_pool, c_pool, scores))
         pmf = selection_pmf(scores.cpu(), self.mode, self.rate)
@@ -168,10 +200,11 @@ class MaskedPrior(base.Prior):
 # they were, and with a large pool the draw approaches Def. 1 / Def. 2.
 
 class MaskedSampleTransform:
-    def __init__(self, mode='masked', rate=0.5, pool=64, chunk=16):
+    def __init__(self, mode='masked', rate=0.5, pool=64, chunk=16, realness=None):
         if mode not in MODES:
             raise ValueError(f'MaskedSampleTransform: mode must be one of {", ".join(MODES)}, got {mode!r}')
         self.mode, self.rate, self.pool, self.chunk = mode, float(rate), int(pool), int(chunk)
+        self.realness = build_realness(realness)  # realness: None (D's logit) or the head owner's realness_kwargs()
 
     # The candidates' stream and the seed of the scoring pass's own randomness (G's noise inputs, a side module's
     # codes), both from z_row's bytes.
@@ -185,7 +218,7 @@ class MaskedSampleTransform:
             gen, noise_seed = self._generator(z[i])
             candidates = torch.cat([z[i:i + 1], torch.randn([self.pool - 1, z.shape[1]], generator=gen).to(z.device, z.dtype)])
             cs = c[i:i + 1].expand(self.pool, -1)
-            score_fn = lambda img, cc: D(img, cc)[:, :1]  # D's first output: the logit (or a head's first output)
+            score_fn = lambda img, cc: self.realness(D(img, cc))
             # Any randomness of the scoring pass comes from a stream of this latent's own, and the caller's global
             # streams (CPU and CUDA) are left where they were.
             devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []

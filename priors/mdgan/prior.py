@@ -67,6 +67,8 @@ def _opt_kwargs(opt_kwargs):
 
 @registry.register_prior('mdgan', cli='priors.mdgan.cli')
 class MDGANPrior(base.Prior):
+    needs_logit = True  # its regularisers are -log D terms of D's one logit per image (Eq. 1-2, App. A)
+
     def __init__(self,
         mode            = 'reg',    # 'reg' (Reg-GAN) or 'md' (MDGAN).
         lambda1         = 0.2,      # Reg-GAN: weight of the geometric regulariser d(x, G(E(x))) (Eq. 1-2; paper, MNIST: 0.2).

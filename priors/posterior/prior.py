@@ -228,6 +228,11 @@ class PosteriorPrior(base.Prior):
     def realness(self, outputs):
         return pm.realness(outputs, self.p_a, self.p_b).unsqueeze(1)
 
+    # The same realness outside training, for sample-time transforms that score with D (e.g. --prior=masked,posterior).
+    def realness_kwargs(self):
+        return dict(class_name='priors.posterior.prior.PosteriorRealness', code_dim=self.code_dim, p_a=[self.p_a.mu, self.p_a.sigma],
+                    p_b=[self.p_b.mu, self.p_b.sigma], sigma_act=self.sigma_act)
+
     # Eq. 8 (Dreal, Dgen) and Eq. 9 (Gmain), per image; M_c of Eq. 21 reported once per D round.
     def adversarial_loss(self, step, outputs, *, batch):
         if step not in _TARGETS:
@@ -288,6 +293,16 @@ class PosteriorPrior(base.Prior):
             device = self.side.test_mu.device
             self.side.recorder[:] = [(i, mean.to(device), var.to(device)) for i, mean, var in state['bn_records']]
         return None
+
+#----------------------------------------------------------------------------
+# D's realness from its raw output [N, 2d] outside training: what PosteriorPrior.D_outputs() then realness() give.
+
+class PosteriorRealness:
+    def __init__(self, code_dim, p_a, p_b, sigma_act='raw'):
+        self.prior = PosteriorPrior(code_dim=code_dim, p_a=p_a, p_b=p_b, sigma_act=sigma_act)
+
+    def __call__(self, raw):
+        return self.prior.realness(self.prior.D_outputs(raw))
 
 #----------------------------------------------------------------------------
 
