@@ -29,6 +29,7 @@ import generate
 from dnnlib import cli
 from metrics import metric_utils
 from torch_utils import misc
+from torch_utils import safe_load as safe_loading
 
 VIDEO_PACKAGES = 'imageio and imageio-ffmpeg'
 VIDEO_INSTALL = "pip install imageio imageio-ffmpeg (or pip install -e '.[video]')"
@@ -196,6 +197,7 @@ def import_video_writer():
 #----------------------------------------------------------------------------
 
 @click.command()
+@safe_loading.cli_options
 @click.option('--network', 'network_pkl', help='Network pickle filename or URL, or a training run folder (its newest snapshot)', required=True)
 @click.option('--target', 'target_fname', help='Target image file to project to', required=True, metavar='FILE')
 @click.option('--num-steps', help='Number of optimization steps', type=click.IntRange(min=1), default=1000, show_default=True)
@@ -203,8 +205,7 @@ def import_video_writer():
 @click.option('--save-video', help=f'Save an mp4 video of optimization progress (needs {VIDEO_PACKAGES})', type=bool, default=True, show_default=True)
 @click.option('--outdir', help='Where to save the output images', required=True, metavar='DIR')
 @click.option('--device', 'device_name', help='Torch device  [default: cuda if available, else cpu]', type=str)
-@click.option('--safe-load', is_flag=True, help='Load with an allowlist unpickler that refuses anything but network data (for untrusted files)')
-def run_projection(network_pkl, target_fname, outdir, save_video, seed, num_steps, device_name=None, safe_load=False):
+def run_projection(network_pkl, target_fname, outdir, save_video, seed, num_steps, device_name=None):
     """Project given image to the latent space of pretrained network pickle.
 
     \b
@@ -223,7 +224,10 @@ def run_projection(network_pkl, target_fname, outdir, save_video, seed, num_step
         raise click.ClickException(f'--target: file not found: "{target_fname}"')
     imageio = import_video_writer() if save_video else None
 
-    G = generate.load_generator(network_pkl, device, safe_load=safe_load)
+    G = generate.load_generator(network_pkl, device)  # safe mode unless --trust-pickle
+    if G.img_resolution == 1 and G.img_channels == 2:
+        raise click.ClickException(f'--network: "{network_pkl}" is a toy network (2-D points, no images), so there is nothing to '
+                                   f'project an image onto; draw its points with generate.py --seeds')
     if G.c_dim != 0:
         raise click.ClickException(f'--network: the generator is conditional (c_dim={G.c_dim}); projector.py works on unconditional networks only')
     target_uint8 = load_target(target_fname, G.img_resolution, G.img_channels)
