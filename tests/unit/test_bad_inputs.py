@@ -336,6 +336,21 @@ def _state_file(kind):
     return run
 
 
+def _proj(*args):
+    import projector
+    return _cli(projector.run_projection, ['--device=cpu', '--num-steps=1', '--save-video=false', *args])
+
+
+def _hostile_npz(inputs, name):
+    """A projector-style .npz whose "w" is an object array: np.load would unpickle it (and write <name>.pwned)."""
+    target = os.path.join(inputs['root'], name + '.pwned')
+    path = os.path.join(inputs['root'], name + '.npz')
+    w = np.empty([1], dtype=object)
+    w[0] = _Payload(target)
+    np.savez(path, w=w)
+    return path, target
+
+
 def _toy_train(*args):
     import train
     return _cli(train.main, ['--dry-run', '--cfg=toy', *args])
@@ -464,12 +479,17 @@ CASES = [
     ('calc-metrics-classifier-hostile', '--classifier', _with_hostile(_hostile_torch_file, lambda i, t, p: _metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={p}'))),
     ('missing-modes-state-hostile', 'noisy-d-state.pt', _state_file('hostile')),
     ('dataset-tool-cifar-hostile', '--source',  _with_hostile(_hostile_cifar, lambda i, t, p: _tool('--source', p, '--dest', os.path.join(str(t), 'o.zip')))),
+    ('projector-network-hostile', '--network', _with_hostile(_hostile_pickle, lambda i, t, p: _proj(f'--network={p}', f'--target={i["good"]}/img0.png', f'--outdir={t}'))),
+    ('generate-projected-w-hostile', '--projected-w', _with_hostile(_hostile_npz, lambda i, t, p: _gen(f'--network={i["net"]}', f'--projected-w={p}', f'--outdir={t}'))),
     # 4. Wrong file kinds and corrupt state files: one line naming the option (or the file, and "delete it").
     ('train-rf-ae-text',        '--rf-ae',      lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=rf', f'--rf-ae={i["text_e"]}'), None)),
     ('train-prior-file-text',   '--prior-file', lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=gmm', f'--prior-file={i["text_e"]}'), None)),
     ('calc-metrics-classifier-text', '--classifier', lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={i["text_e"]}'), None)),
     ('calc-metrics-classifier-network', '--classifier', lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=mode10k', f'--data={i["zip"]}', f'--classifier={i["net"]}'), None)),
     ('build-prior-feature-text', '--feature',   lambda i, t: (_prior(f'--data={i["zip"]}', f'--out={t}/p.pt', f'--feature={i["text_e"]}'), None)),
+    ('train-prior-feature-text', '--prior-feature', lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=gmm', f'--prior-feature={i["text_e"]}'), None)),
+    ('train-mdgan-distance-text', '--mdgan-distance', lambda i, t: (_toy_train(f'--outdir={t}', '--data=toy:ring8,n=256', '--prior=mdgan', f'--mdgan-distance={i["text_e"]}'), None)),
+    ('missing-modes-outdir-under-file', '--outdir', lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={_in_file(i, "mm")}'), None)),
     ('missing-modes-network-text', '--network', lambda i, t: (_mm(f'--network={i["file"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}'), None)),
     ('missing-modes-state-truncated', 'delete it', _state_file('truncated')),
     ('missing-modes-state-not-a-state', 'noisy-d-state.pt', _state_file('list')),
@@ -519,6 +539,8 @@ CASES = [
     ('train-classifier-out-under-file', '--out', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={_in_file(i, "c.pt")}', '--epochs=1', '--device=cpu'), None)),
     ('build-prior-data-toy',    'toy data',          lambda i, t: (_prior('--data=toy:ring8', f'--out={t}/p.pt'), None)),
     ('train-classifier-data-toy', 'toy data',        lambda i, t: (_tc('--data=toy:ring8', f'--out={t}/c.pt', '--epochs=1', '--device=cpu'), None)),
+    ('missing-modes-data-toy',  'toy data',     lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', '--data=toy:ring8', f'--outdir={t}'), None)),
+    ('projector-toy',           'toy network',  lambda i, t: (_proj(f'--network={i["toy_net"]}', f'--target={i["good"]}/img0.png', f'--outdir={t}'), None)),
     ('missing-modes-test-data-toy', 'toy data',      lambda i, t: (_mm(f'--network={i["net"]}', '--test-data=toy:ring8', f'--data={i["zip"]}', f'--outdir={t}'), None)),
 ]
 

@@ -31,10 +31,11 @@ class _Payload:
 
 
 def _commands():
-    import build_prior, build_rf, calc_metrics, dataset_tool, generate, missing_modes, style_mixing, train # pylint: disable=multiple-imports
+    import build_prior, build_rf, calc_metrics, dataset_tool, generate, missing_modes, projector, style_mixing, train # pylint: disable=multiple-imports
     return {'train.py': train.main, 'generate.py': generate.generate_images, 'style_mixing.py': style_mixing.generate_style_mix,
             'calc_metrics.py': calc_metrics.main, 'missing_modes.py': missing_modes.main, 'build_prior.py': build_prior.main,
-            'build_rf.py': build_rf.main, 'legacy.py': legacy.convert_network_pickle, 'dataset_tool.py': dataset_tool.convert_dataset}
+            'build_rf.py': build_rf.main, 'legacy.py': legacy.convert_network_pickle, 'dataset_tool.py': dataset_tool.convert_dataset,
+            'projector.py': projector.run_projection}
 
 
 def _tiny_snapshot():
@@ -50,7 +51,7 @@ def _tiny_snapshot():
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('script', ['train.py', 'generate.py', 'style_mixing.py', 'calc_metrics.py', 'missing_modes.py',
-                                    'build_prior.py', 'build_rf.py', 'legacy.py', 'dataset_tool.py'])
+                                    'build_prior.py', 'build_rf.py', 'legacy.py', 'dataset_tool.py', 'projector.py'])
 def test_every_script_offers_the_opt_in(script):
     result = CliRunner().invoke(_commands()[script], ['--help'], terminal_width=400)
     assert result.exit_code == 0, result.output
