@@ -21,6 +21,10 @@ OPTIONS = [
                help='masked: store the selection in snapshots so that generate.py, the metrics and the grids sample '
                     'through it (the paper: "we have to use the discriminator to generate"); they can still switch '
                     'it off with --prior-sampling=false'),
+    cli.option('--masked-steps', arg='steps', type=click.Choice(['both', 'G']),
+               help='masked: the steps whose latents are selected: both = the D and the G step (§3.1 "in both steps"); '
+                    'G = the G step only, D trains on the plain prior (an option, not the paper\'s: with the D step masked '
+                    'too, D only sees the fakes it already rates best, and its scores over the pre-sample flatten)'),
     cli.option('--masked-pool', arg='sample_pool', type=click.IntRange(min=1), metavar='INT',
                help='masked: candidates per generated image at sampling time (the image is drawn from the masked or '
                     'weighted pmf over them)'),
