@@ -1,7 +1,7 @@
 """Find the W latent (and noise maps) that make a generator reproduce a target image: projector.py of
 StyleGAN2-ADA, same options, defaults and output files.
 
-Method (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", Sec. 5 and Appendix D):
+Method (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN", Sec. 5, projection to W):
 one W vector, shared by all layers, starts at the mean of W (estimated from 10k mapped z) and is optimised with
 Adam against the squared distance between VGG16 LPIPS features of target and synthesis. Gaussian noise of
 scale std(W) * 0.05 * max(0, 1 - t/0.75)^2 is added to W during the first 3/4 of the steps; the learning
@@ -55,7 +55,7 @@ def noise_regularizer(noise_maps, min_size=8):
     for noise in noise_maps:
         n = noise[None, None, :, :]
         while True:
-            total = total + (n * torch.roll(n, shifts=1, dims=3)).mean() ** 2 + (n * torch.roll(n, shifts=1, dims=2)).mean() ** 2
+            total = total + (n * torch.roll(n, shifts=1, dims=2)).mean() ** 2 + (n * torch.roll(n, shifts=1, dims=3)).mean() ** 2
             if n.shape[2] <= min_size:
                 break
             n = F.avg_pool2d(n, kernel_size=2)
