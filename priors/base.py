@@ -31,6 +31,8 @@ Hooks and when they are called (all optional):
     transform_latents(z, c, *, step, role, batch) -> (z, c)
                       before the mapping network; role 'main', or 'mix' for the style-mixing latent;
                       steps 'Gmain', 'Gpl', 'Dgen'; chained in --prior order
+    replaces_latents() -> steps                   steps whose latents transform_latents() replaces outright
+                                                  (MDGAN's E(x)); no other prior may then transform latents
     synthesis_inputs(z, c, *, step, batch) -> dict | None
                       extra keyword arguments of G.synthesis for this batch, e.g. {'side': code}
     extra_loss(step, img, c, logits, ws, *, batch, outputs) -> [N] | scalar | None
@@ -75,9 +77,10 @@ Composition (--prior=a,b): extra losses add; latent transforms and sample transf
 listed order; on_progress feedback dicts merge (a key from two priors is an error); at most one prior
 drives the sampler and at most one owns D's head; synthesis_inputs keys, extra phase names and dotted
 kwargs leaves may not be set by two priors; a prior that needs D's logit (needs_logit) and a head owner
-cannot be combined, and a head owner replaces the GAN loss, so gan_loss must stay 'logistic'; a
-sample-time transform whose constructor takes `realness` gets the head owner's realness_kwargs() (bind_realness),
-so that it scores with the same realness as training. check_composition(), bind_realness() and
+cannot be combined, and a head owner replaces the GAN loss, so gan_loss must stay 'logistic'; a prior that
+replaces the latents of a step outright (replaces_latents) cannot be combined with another that transforms
+latents; a sample-time transform whose constructor takes `realness` gets the head owner's realness_kwargs()
+(bind_realness), so that it scores with the same realness as training. check_composition(), bind_realness() and
 merge_feedback() hold these rules once; configure() and PriorLoss both use them and raise ValueError.
 """
 
@@ -129,6 +132,11 @@ class Prior:
     # New latents and labels for a batch; chained across priors.
     def transform_latents(self, z, c, *, step, role, batch):
         return z, c
+
+    # Steps whose latents transform_latents() replaces outright, ignoring the ones it is given (e.g. MDGAN's manifold
+    # step takes E(x)); then no other prior may transform latents (check_composition refuses it).
+    def replaces_latents(self):
+        return ()
 
     # Extra keyword arguments of G.synthesis for a batch (e.g. {'side': code}); None = none.
     def synthesis_inputs(self, z, c, *, step, batch):
@@ -221,6 +229,13 @@ def check_composition(priors, gan_loss=None):
         if gan_loss not in (None, 'logistic'):
             raise ValueError(f'Prior "{owners[0]}" owns D\'s head and replaces the adversarial loss with its own, so '
                              f'gan_loss="{gan_loss}" would be ignored; leave it at the default, logistic')
+    for p in priors:
+        steps = list(p.replaces_latents())
+        others = [q.name for q in priors if q is not p and type(q).transform_latents is not Prior.transform_latents]
+        if steps and others:
+            raise ValueError(f'Prior "{p.name}" replaces the latents of {", ".join(steps)} outright, so the latents that prior '
+                             f'"{others[0]}" chooses would be discarded (or, listed after it, would break it); they cannot be '
+                             f'combined in this setting')
     return drivers[0] if drivers else None
 
 # Sample-time transform specs (dicts) with the head owner's realness bound: a transform whose constructor takes

@@ -209,6 +209,9 @@ class MDGANPrior(base.Prior):
     # MDGAN's manifold step inside the loop's phases: the latents of Dgen and
     # Gmain (both roles, so style mixing is a no-op) come from E(x).
 
+    def replaces_latents(self):
+        return ('Gmain', 'Dgen') if self.mode == 'md' else ()
+
     def transform_latents(self, z, c, *, step, role, batch):
         if self.mode != 'md' or step not in ('Gmain', 'Dgen'):
             return z, c

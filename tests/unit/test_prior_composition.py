@@ -33,6 +33,9 @@ def _dry_run(monkeypatch, *args):
                                                 'loss with its own, so gan_loss="hinge" would be ignored; leave it at the default, logistic'),
     (['--prior=rf,posterior', '--gan-loss=lsgan'], 'gan_loss="lsgan" would be ignored'),
     (['--prior=mdgan', '--gan-loss=hinge'], 'Error: --prior=mdgan needs --gan-loss=logistic'),
+    (['--prior=masked,mdgan', '--mdgan-mode=md'], 'Error: --prior=masked,mdgan: Prior "mdgan" replaces the latents of Gmain, Dgen '
+                                                  'outright, so the latents that prior "masked" chooses would be discarded'),
+    (['--prior=mdgan,masked', '--mdgan-mode=md'], 'Prior "mdgan" replaces the latents of Gmain, Dgen outright'),
 ])
 def test_pairs_that_cannot_work_are_one_line_at_start_up(monkeypatch, args, message):
     result, _c = _dry_run(monkeypatch, *args)
