@@ -47,6 +47,8 @@ def _build(out, device, **opts):
         device = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     except RuntimeError as err:
         raise click.ClickException(f'--device: "{device}" is not a device ({err}); use e.g. cuda, cuda:0 or cpu') from err
+    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise click.ClickException(f'--device={device}, but that CUDA device is not available here; use --device=cpu')
 
     # Train (or find) the autoencoder in the cache; copy it to --out.
     settings = prior.settings

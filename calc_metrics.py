@@ -16,6 +16,7 @@ from metrics import metric_main
 from metrics import metric_utils
 from torch_utils import misc
 from torch_utils import safe_load as safe_loading
+from training import toy_data
 from training import toy_networks
 
 plugins.import_plugins()  # their metrics register themselves, with their extra options
@@ -147,7 +148,12 @@ def _check_metrics_apply(metric_names, G, network_pkl, classifier):
 
 # Dataset kwargs from --data or the pickle, made to match G; the dataset is opened once to check it.
 def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
-    if data is not None:
+    if data is not None and toy_data.is_toy_spec(data):
+        if not toy_networks.is_point_generator(G):
+            raise click.ClickException(f'--data={data} is toy data (2-D points), but "{network_pkl}" is an image network; '
+                                       f'give its image dataset (folder or zip)')
+        kwargs = toy_data.toy_dataset_kwargs(data)
+    elif data is not None:
         kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data)
     elif snapshot.get('training_set_kwargs') is not None:
         kwargs = dnnlib.EasyDict(snapshot['training_set_kwargs'])

@@ -103,6 +103,9 @@ def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, sna
         if snapshot.get(key) is None:
             raise click.ClickException(f'--network: "{network_pkl}" holds no {key}; use a training snapshot')
     G = snapshot['G_ema']
+    if G.img_resolution == 1 and G.img_channels == 2:
+        raise click.ClickException(f'--network: "{network_pkl}" is a toy network (2-D points); missing_modes.py counts test images. '
+                                   f'For toy runs the toy metrics count modes directly: calc_metrics.py --metrics=toy2k')
     if data is not None:
         dataset_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data)
     elif snapshot.get('training_set_kwargs') is not None:

@@ -541,6 +541,9 @@ CASES = [
     ('train-classifier-data-toy', 'toy data',        lambda i, t: (_tc('--data=toy:ring8', f'--out={t}/c.pt', '--epochs=1', '--device=cpu'), None)),
     ('missing-modes-data-toy',  'toy data',     lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', '--data=toy:ring8', f'--outdir={t}'), None)),
     ('projector-toy',           'toy network',  lambda i, t: (_proj(f'--network={i["toy_net"]}', f'--target={i["good"]}/img0.png', f'--outdir={t}'), None)),
+    ('calc-metrics-data-toy-image-net', 'toy data', lambda i, t: (_metrics(f'--network={i["net"]}', '--metrics=fid50k_full', '--data=toy:ring8'), None)),
+    ('missing-modes-network-toy', 'toy network', lambda i, t: (_mm(f'--network={i["toy_net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}'), None)),
+    ('build-rf-device-cuda',    '--device',     lambda i, t: (_rf(f'--data={i["zip"]}', '--device=cuda:7'), None)),
     ('missing-modes-test-data-toy', 'toy data',      lambda i, t: (_mm(f'--network={i["net"]}', '--test-data=toy:ring8', f'--data={i["zip"]}', f'--outdir={t}'), None)),
 ]
 
