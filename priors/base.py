@@ -55,23 +55,29 @@ Hooks and when they are called (all optional):
     rank_state_dict() / load_rank_state_dict(state) this process's own state (e.g. its RNG stream); restored
                                                     only when the number of processes is the same
 
-Which paper uses which hook:
+Which paper uses which hook (tests/unit/test_hook_table.py checks these lists, and the table of
+docs/priors.md, against the hooks each prior class overrides):
 
-  gmm        PriorGAN (Gu et al. 2020): setup (prior file, extractor), extra_loss at 'Gmain' (quality
-             loss, Eq. 5), on_progress (generated frequencies, Eq. 6-8 -> sampler weights),
-             sampler_kwargs (PriorResampler), on_snapshot (pictures), state_dict.
-  posterior  P2GAN (Zhang et al. 2021): D_kwargs_update (out_dim: mu and sigma heads), head owner
-             (D_outputs, adversarial_loss Eq. 8-9, realness), G_kwargs_update (side module: posterior
-             modules + AdaIN), synthesis_inputs (code from D(batch.img)), extra_loss at 'Gmain' (L_z,
-             Eq. 12-13), on_progress (stage switch, EMA of the test factors in G buffers), state_dict.
+  gmm        PriorGAN (Gu et al. 2020): setup (prior file, extractor), sampler_kwargs (PriorResampler),
+             on_progress (generated frequencies, Eq. 6-8 -> sampler weights), extra_loss at 'Gmain'
+             (quality loss, Eq. 5), on_snapshot (component pictures), state_dict / load_state_dict.
+  posterior  P2GAN (Zhang et al. 2021): D_kwargs_update (out_dim: mu and sigma heads), G_kwargs_update
+             (side module: posterior modules + AdaIN), setup, on_progress (stage switch, EMA of the test
+             factors and BN statistics in G buffers), synthesis_inputs (code from D(batch.img)), extra_loss
+             at 'Gmain' (L_z, Eq. 12-13), head owner (D_outputs, adversarial_loss Eq. 8-9, realness,
+             realness_kwargs), rank_state_dict / load_rank_state_dict (pending statistics).
   rf         RFGAN (Bang & Shim 2018): D_kwargs_update (feature_kwargs: frozen encoder features
-             concatenated in D), setup (pretrained denoising autoencoder from its cache), state_dict.
-  masked     Multimodal latent prior (Goerttler & Kloft): transform_latents at 'Dgen' / 'Gmain'
-             (pre-sample, score with D, masked or weighted pmf; Definitions 3-4),
-             sample_transform_kwargs (the same selection at sampling time), rank_state_dict (its stream).
-  mdgan      Mode-regularised GAN (Che et al. 2017): extra_phases (encoder E; D2 and a second G step
-             for MDGAN), extra_loss at 'Gmain' (geometric and mode regularisers on G(E(batch.img)))
-             and 'Dreal'/'Dgen' for the manifold step, state_dict.
+             concatenated in D), setup (pretrained denoising autoencoder from its cache), on_progress
+             (reports the share of D's weight on the encoder features), on_snapshot (Fig. 2 grid).
+  masked     Multimodal latent prior (Goerttler & Kloft): setup (its stream), transform_latents at 'Dgen' /
+             'Gmain' (pre-sample, score with D, masked or weighted pmf; Definitions 3-4),
+             sample_transform_kwargs (the same selection at sampling time), rank_state_dict /
+             load_rank_state_dict (its stream).
+  mdgan      Mode-regularised GAN (Che et al. 2017): setup (encoder E, D2), pretrain (D2 starts from D's
+             features), on_progress (iteration count), transform_latents and replaces_latents (MDGAN's
+             manifold step takes E(x)), extra_loss at 'Gmain' (geometric and mode regularisers on
+             G(E(batch.img))), extra_phases (E; D2 and a second G step for MDGAN), state_dict /
+             load_state_dict.
 
 Composition (--prior=a,b): extra losses add; latent transforms and sample transforms chain in the
 listed order; on_progress feedback dicts merge (a key from two priors is an error); at most one prior
