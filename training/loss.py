@@ -1,6 +1,7 @@
 """Training losses: the `Loss` interface and StyleGAN2's loss (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN")."""
 
 import collections
+import contextlib
 
 import numpy as np
 import torch
@@ -8,6 +9,19 @@ import torch
 from torch_utils import misc
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
+
+#----------------------------------------------------------------------------
+# A named range for torch.profiler, or nothing when no profiler runs: record_function costs about as much as a
+# small layer's forward, many times per step (issue 18 item 6).
+
+def profile_range(name):
+    return torch.autograd.profiler.record_function(name) if torch.autograd._profiler_enabled() else contextlib.nullcontext()
+
+# training_stats.report, without the profiler range of its decorator when no profiler runs (the range costs as
+# much as the report itself; the loss reports 8 statistics per step).
+def report_stat(name, value):
+    report = training_stats.report
+    return (report if torch.autograd._profiler_enabled() else getattr(report, '__wrapped__', report))(name, value)
 
 #----------------------------------------------------------------------------
 # The real images of one round of a phase, handed to every hook of the loss
@@ -83,7 +97,7 @@ class Loss:
 # real_img: [N, C, H, W] with requires_grad, real_logits: [N, 1]. Returns [N].
 
 def r1_penalty(real_logits, real_img):
-    with torch.autograd.profiler.record_function('r1_grads'), conv2d_gradfix.no_weight_gradients():
+    with profile_range('r1_grads'), conv2d_gradfix.no_weight_gradients():
         (grad,) = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img], create_graph=True)
     return grad.square().sum(dim=[1, 2, 3])
 
@@ -94,7 +108,7 @@ def r1_penalty(real_logits, real_img):
 # noise: like img. Returns [N].
 
 def path_lengths(img, ws, noise):
-    with torch.autograd.profiler.record_function('pl_grads'), conv2d_gradfix.no_weight_gradients():
+    with profile_range('pl_grads'), conv2d_gradfix.no_weight_gradients():
         (grad,) = torch.autograd.grad(outputs=[(img * noise).sum()], inputs=[ws], create_graph=True)
     return grad.square().sum(dim=2).mean(dim=1).sqrt()
 
@@ -128,7 +142,7 @@ GAN_LOSSES = {
 def gradient_penalty(score_fn, real_img, fake_img):
     eps = torch.rand([real_img.shape[0], 1, 1, 1], device=real_img.device, dtype=real_img.dtype)
     x_hat = (eps * real_img.detach() + (1 - eps) * fake_img.detach()).requires_grad_(True)
-    with torch.autograd.profiler.record_function('gp_grads'), conv2d_gradfix.no_weight_gradients():
+    with profile_range('gp_grads'), conv2d_gradfix.no_weight_gradients():
         (grad,) = torch.autograd.grad(outputs=[score_fn(x_hat).sum()], inputs=[x_hat], create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square()
 
@@ -231,7 +245,7 @@ class StyleGAN2Loss(Loss):
         with misc.ddp_sync(self.G_mapping, sync):
             ws = self.G_mapping(z, c)
             if self.style_mixing_prob > 0:
-                with torch.autograd.profiler.record_function('style_mixing'):
+                with profile_range('style_mixing'):
                     self._mix_styles(ws, z, c, step, batch)
         side = self.synthesis_inputs(z, c, step=step, batch=batch) or {}
         with misc.ddp_sync(self.G_synthesis, sync):
@@ -252,8 +266,8 @@ class StyleGAN2Loss(Loss):
     # Report D's scores and their signs for 'real' or 'fake' images.
     @staticmethod
     def _report_scores(kind, logits):
-        training_stats.report(f'Loss/scores/{kind}', logits)
-        training_stats.report(f'Loss/signs/{kind}', logits.sign())
+        report_stat(f'Loss/scores/{kind}', logits)
+        report_stat(f'Loss/signs/{kind}', logits.sign())
 
     # Batch mean of a step's loss plus the batch mean of the extra_loss() hook's term, if any.
     def _mean_with_extra(self, loss, step, img, c, logits, ws, batch=None, outputs=None):
@@ -263,23 +277,23 @@ class StyleGAN2Loss(Loss):
     # Backward of gain * objective under a profiler range.
     @staticmethod
     def _backward(name, objective, gain):
-        with torch.autograd.profiler.record_function(name + '_backward'):
+        with profile_range(name + '_backward'):
             (objective * gain).backward()
 
     # G main: the generator's adversarial loss (non-saturating: -log(sigmoid(D(G(z))))).
     def _G_main(self, gen_z, gen_c, sync, gain, batch):
-        with torch.autograd.profiler.record_function('Gmain_forward'):
+        with profile_range('Gmain_forward'):
             img, ws = self.run_G(gen_z, gen_c, sync=sync, step='Gmain', batch=batch)
             logits, outputs = self.score(img, gen_c, sync=False)
             self._report_scores('fake', logits)
-            loss = training_stats.report('Loss/G/loss', self.adversarial_loss('Gmain', logits, outputs, batch))
+            loss = report_stat('Loss/G/loss', self.adversarial_loss('Gmain', logits, outputs, batch))
             objective = self._mean_with_extra(loss, 'Gmain', img, gen_c, logits, ws, batch, outputs)
         self._backward('Gmain', objective, gain)
 
     # G regulariser: squared deviation of the path length from its running mean,
     # on the first 1 / pl_batch_shrink of the batch.
     def _G_path_length(self, gen_z, gen_c, sync, gain, batch):
-        with torch.autograd.profiler.record_function('Gpl_forward'):
+        with profile_range('Gpl_forward'):
             n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
             img, ws = self.run_G(gen_z[:n], gen_c[:n], sync=sync, step='Gpl', batch=batch)
             y = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])  # unit-variance per image
@@ -287,15 +301,15 @@ class StyleGAN2Loss(Loss):
             # Penalise against the updated mean, keeping its graph; store it detached.
             updated_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
             self.pl_mean.copy_(updated_mean.detach())
-            penalty = training_stats.report('Loss/pl_penalty', (lengths - updated_mean).square())
-            loss = training_stats.report('Loss/G/reg', penalty * self.pl_weight)
+            penalty = report_stat('Loss/pl_penalty', (lengths - updated_mean).square())
+            loss = report_stat('Loss/G/reg', penalty * self.pl_weight)
             objective = self._mean_with_extra(loss, 'Gpl', img, gen_c, None, ws, batch)
         self._backward('Gpl', objective, gain)
 
     # D on fakes (non-saturating: -log(1 - sigmoid(D(G(z))))). Returns the per-sample
     # loss for the D/loss report and the fakes (for WGAN-GP's interpolates).
     def _D_fake(self, gen_z, gen_c, gain, batch):
-        with torch.autograd.profiler.record_function('Dgen_forward'):
+        with profile_range('Dgen_forward'):
             img, ws = self.run_G(gen_z, gen_c, sync=False, step='Dgen', batch=batch)
             logits, outputs = self.score(img, gen_c, sync=False)
             self._report_scores('fake', logits)
@@ -308,21 +322,21 @@ class StyleGAN2Loss(Loss):
     # D pass; with WGAN-GP, the gradient penalty on interpolates joins the main term.
     def _D_real(self, real_img, real_c, sync, gain, main, r1, loss_fake, fake_img, batch):
         name = {(True, True): 'Dreal_Dr1', (True, False): 'Dreal', (False, True): 'Dr1'}[(main, r1)]
-        with torch.autograd.profiler.record_function(name + '_forward'):
+        with profile_range(name + '_forward'):
             x = real_img.detach().requires_grad_(r1)  # R1 differentiates w.r.t. the unaugmented reals
             logits, outputs = self.score(x, real_c, sync=sync)
             self._report_scores('real', logits)
             objective = 0
             if main:
                 loss = self.adversarial_loss('Dreal', logits, outputs, batch)
-                training_stats.report('Loss/D/loss', loss_fake + loss)
+                report_stat('Loss/D/loss', loss_fake + loss)
                 objective = self._mean_with_extra(loss, 'Dreal', real_img, real_c, logits, None, batch, outputs)
                 if self.gan_loss == 'wgan-gp' and self.gp_weight > 0:
                     penalty = gradient_penalty(lambda images: self.score(images, real_c, sync=False)[0], real_img, fake_img)
-                    objective = objective + training_stats.report('Loss/gp_penalty', penalty).mean() * self.gp_weight
+                    objective = objective + report_stat('Loss/gp_penalty', penalty).mean() * self.gp_weight
             if r1:
-                penalty = training_stats.report('Loss/r1_penalty', r1_penalty(logits, x))
-                loss = training_stats.report('Loss/D/reg', penalty * (self.r1_gamma / 2))
+                penalty = report_stat('Loss/r1_penalty', r1_penalty(logits, x))
+                loss = report_stat('Loss/D/reg', penalty * (self.r1_gamma / 2))
                 objective = objective + self._mean_with_extra(loss, 'Dr1', real_img, real_c, logits, None, batch, outputs)
         self._backward(name, objective, gain)
 

@@ -4,6 +4,9 @@
 # (training/toy_networks.py); the toy metrics and pictures are metrics/toy_metrics.py and
 # training/toy_pictures.py. Every other module asks here rather than comparing class names itself.
 
+import numpy as np
+import torch
+
 from training import toy_data
 
 TOY_DATASET_CLASS = 'training.toy_data.ToyDataset'
@@ -22,3 +25,60 @@ def is_toy_run(c):
     """True for a training config (train.py's `c`) whose data are toy points."""
     data = c.get('training_set_kwargs') or {}
     return data.get('class_name') == TOY_DATASET_CLASS or is_toy_networks(c.get('G_kwargs'))
+
+def is_toy_dataset(dataset):
+    """True for a dataset object of toy points (training/toy_data.py)."""
+    cls = type(dataset)
+    return f'{cls.__module__}.{cls.__qualname__}' == TOY_DATASET_CLASS
+
+#----------------------------------------------------------------------------
+# Batches of toy points without torch's DataLoader: the sampler's indices for a whole batch at once and one numpy
+# gather, instead of a Python call, a tensor and a collate per point (issue 18 item 6). The index sequence, the
+# sampler's state and the batches are those of DataLoader(dataset, sampler=sampler, batch_size=n, num_workers=0).
+
+class ToyBatches:
+    def __init__(self, dataset, sampler, batch_size):
+        self.dataset, self.batch_size = dataset, int(batch_size)
+        self.indices = iter(sampler)
+        torch.empty((), dtype=torch.int64).random_()  # the one draw DataLoader's iterator takes (its base seed): same RNG stream
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        idx = take_indices(self.indices, self.batch_size)
+        points, labels = gather_points(self.dataset, idx)
+        return points, labels
+
+# The next n indices of a sampler iterator. torch_utils.misc.InfiniteSampler's iterator on one process is stepped
+# in bulk (its random draws in one call: numpy's RandomState.randint(w, size=n) equals n calls of randint(w));
+# any other sampler one index at a time.
+def take_indices(iterator, n):
+    from torch_utils import misc
+    if type(iterator) is not misc._InfiniteSamplerIterator or iterator.num_replicas != 1:
+        return np.fromiter((next(iterator) for _ in range(n)), dtype=np.int64, count=n)
+    it, out, k = iterator, np.empty(n, dtype=np.int64), 0
+    while k < n:
+        m = min(n - k, it._anchor_every - it.idx % it._anchor_every)  # up to the next rewind anchor
+        L, start = it.length, it.idx
+        if it.window >= 2:
+            order, draws = it.order, it.rng.randint(it.window, size=m).tolist()
+            for j, r in enumerate(draws):
+                pos = (start + j) % L
+                out[k + j] = order[pos]
+                other = (pos - r) % L
+                order[pos], order[other] = order[other], order[pos]
+        else:
+            out[k:k + m] = it.order[(start + np.arange(m)) % L]
+        it.idx += m
+        it.num_yielded += m
+        if it.idx % it._anchor_every == 0:
+            it._add_anchor()
+        k += m
+    return out
+
+# (points float32 [n, 2, 1, 1], labels [n, 0]) of dataset indices: one gather.
+def gather_points(dataset, idx):
+    raw = dataset._raw_idx[np.asarray(idx, dtype=np.int64)]
+    points = torch.from_numpy(np.ascontiguousarray(dataset._points[raw].reshape(-1, 2, 1, 1)))
+    return points, torch.zeros([len(raw), 0])

@@ -21,7 +21,9 @@ from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 from training import resume as resume_module
 from training import sampling
+from training import toy_lab
 from training.loss import PhaseBatch
+from training.loss import profile_range
 
 RESUME_STATE_VERSION = resume_module.RESUME_STATE_VERSION  # Layout version of the 'resume_state' snapshot entry.
 
@@ -196,6 +198,15 @@ def _setup_data(training_set_kwargs, data_loader_kwargs, sampler_kwargs, random_
     sampler = dnnlib.util.construct_class_by_name(dataset=training_set, rank=rank, num_replicas=num_gpus, seed=random_seed, **sampler_kwargs)
     if sampler_state is not None:
         sampler.load_state_dict(sampler_state)
+    if toy_lab.is_toy_dataset(training_set) and data_loader_kwargs.get('num_workers', 0) == 0:
+        data_iter = toy_lab.ToyBatches(training_set, sampler, batch_size // num_gpus)  # one gather per batch, no DataLoader
+        if rank == 0:
+            print()
+            print('Num images: ', len(training_set))
+            print('Image shape:', training_set.image_shape)
+            print('Label shape:', training_set.label_shape)
+            print()
+        return training_set, sampler, data_iter
     loader_kwargs = dict(data_loader_kwargs)
     if device.type != 'cuda':
         loader_kwargs['pin_memory'] = False  # pinning needs an accelerator
@@ -263,7 +274,7 @@ def _setup_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interv
             schedule = [('main', 1), ('reg', reg_interval)]
         opt = dnnlib.util.construct_class_by_name(module.parameters(), **opt_kwargs)
         for suffix, interval in schedule:
-            phases.append(dnnlib.EasyDict(name=prefix + suffix, opt_key=prefix, module=module, opt=opt,
+            phases.append(dnnlib.EasyDict(name=prefix + suffix, opt_key=prefix, module=module, opt=opt, params=list(module.parameters()),
                                           interval=interval, timer=_PhaseTimer(device), accumulate=None))
     return phases
 
@@ -288,7 +299,7 @@ def _setup_extra_phases(extra, phases, G, D, device):
             opt = dnnlib.util.construct_class_by_name(module.parameters(), **spec.opt_kwargs)
             opt_key = spec.name
             own[spec.name] = module
-        result.append(dnnlib.EasyDict(name=spec.name, opt_key=opt_key, module=module, opt=opt, interval=spec.interval,
+        result.append(dnnlib.EasyDict(name=spec.name, opt_key=opt_key, module=module, opt=opt, params=list(module.parameters()), interval=spec.interval,
                                       timer=_PhaseTimer(device), accumulate=spec.accumulate))
     return result, own
 
@@ -342,8 +353,8 @@ def _divergence_message(found, cur_nimg, last_snapshot_pkl):
 # Average gradients over ranks (one all-reduce of all of them), then replace
 # NaN/inf by finite values as the official loop does.
 
-def _reduce_gradients(module, num_gpus):
-    params = [p for p in module.parameters() if p.numel() > 0]
+def _reduce_gradients(module, num_gpus, params=None):
+    params = [p for p in (module.parameters() if params is None else params) if p.numel() > 0]
     if num_gpus > 1:
         for p in params:
             if p.grad is None:
@@ -363,7 +374,8 @@ def _reduce_gradients(module, num_gpus):
 def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
     phase.timer.start()
     phase.opt.zero_grad(set_to_none=True)
-    phase.module.requires_grad_(True)
+    for p in phase.params:  # = phase.module.requires_grad_(True), without walking the module tree every step
+        p.requires_grad_(True)
     rounds = list(zip(real_img, real_c, gen_z, gen_c))
     for round_idx, (r_img, r_c, g_z, g_c) in enumerate(rounds):
         if phase.accumulate is not None:
@@ -371,9 +383,10 @@ def _run_phase(phase, loss, real_img, real_c, gen_z, gen_c, num_gpus):
         else:
             loss.accumulate_gradients(phase=phase.name, real_img=r_img, real_c=r_c, gen_z=g_z, gen_c=g_c,
                                       sync=(round_idx == len(rounds) - 1), gain=phase.interval)
-    phase.module.requires_grad_(False)
-    with torch.autograd.profiler.record_function(phase.name + '_opt'):
-        _reduce_gradients(phase.module, num_gpus)
+    for p in phase.params:
+        p.requires_grad_(False)
+    with profile_range(phase.name + '_opt'):
+        _reduce_gradients(phase.module, num_gpus, phase.params)
         phase.opt.step()
     phase.timer.stop()
 
@@ -432,24 +445,31 @@ def _clip_parameters(module, c):
 # latents/labels of every phase (a full batch_size each, split likewise).
 
 def _fetch_batch(data_iter, training_set, num_phases, batch_size, batch_gpu, z_dim, device):
-    with torch.autograd.profiler.record_function('data_fetch'):
+    with profile_range('data_fetch'):
         images, labels = next(data_iter)
         images = images.to(device)
         real_img = (images if images.is_floating_point() else misc.uint8_to_images(images)).split(batch_gpu)  # float items: toy points
         real_c = labels.to(device).split(batch_gpu)
         all_gen_z = torch.randn([num_phases * batch_size, z_dim], device=device)
         gen_z = [chunk.split(batch_gpu) for chunk in all_gen_z.split(batch_size)]
-        picks = [training_set.get_label(np.random.randint(len(training_set))) for _ in range(num_phases * batch_size)]
-        all_gen_c = torch.from_numpy(np.stack(picks))
-        all_gen_c = (all_gen_c.pin_memory() if device.type == 'cuda' else all_gen_c).to(device)
+        if training_set.label_dim == 0:  # unconditional: no label picks (they drew from numpy's global RNG, which nothing else reads)
+            all_gen_c = torch.zeros([num_phases * batch_size, 0], device=device)
+        else:
+            picks = [training_set.get_label(np.random.randint(len(training_set))) for _ in range(num_phases * batch_size)]
+            all_gen_c = torch.from_numpy(np.stack(picks))
+            all_gen_c = (all_gen_c.pin_memory() if device.type == 'cuda' else all_gen_c).to(device)
         gen_c = [chunk.split(batch_gpu) for chunk in all_gen_c.split(batch_size)]
     return real_img, real_c, gen_z, gen_c
 
 #----------------------------------------------------------------------------
 # G_ema <- lerp(G, G_ema, beta) for parameters; buffers are copied from G.
 
-def _update_ema(G, G_ema, beta):
+def _update_ema(G, G_ema, beta, tensors=None):
     with torch.no_grad():
+        if beta == 0:  # no EMA (ema_kimg = 0): G_ema = G, one bulk copy (lerp with weight 0 is the same copy)
+            ema, net = tensors if tensors is not None else (misc.params_and_buffers(G_ema), misc.params_and_buffers(G))
+            torch._foreach_copy_(ema, net)
+            return
         for p_ema, p in zip(G_ema.parameters(), G.parameters()):
             p_ema.copy_(p.detach().lerp(p_ema, beta))
         for b_ema, b in zip(G_ema.buffers(), G.buffers()):
@@ -743,6 +763,7 @@ def training_loop(*,
     groups = _step_groups(phases, num_builtin, G_steps, D_steps, step_order)
     nimg_per_iter = batch_size * D_steps  # kimg counts the real images D is trained on
     total_nimg = total_kimg * 1000 if total_steps is None else -(-total_steps // G_steps) * nimg_per_iter
+    ema_tensors = (misc.params_and_buffers(G_ema), misc.params_and_buffers(G))
     base_lrs = list({id(p.opt): (p.opt, [g['lr'] for g in p.opt.param_groups]) for p in phases if p.opt_key in ('G', 'D')}.values())
 
     while True:
@@ -762,8 +783,8 @@ def training_loop(*,
                         _clip_parameters(D, D_clip)
 
         # Update G_ema and the counters; adapt the augmentation probability.
-        with torch.autograd.profiler.record_function('Gema'):
-            _update_ema(G, G_ema, ema_beta(batch_size, ema_kimg, ema_rampup, state.cur_nimg))
+        with profile_range('Gema'):
+            _update_ema(G, G_ema, ema_beta(batch_size, ema_kimg, ema_rampup, state.cur_nimg), ema_tensors)
         state.cur_nimg += nimg_per_iter
         state.batch_idx += 1
         if ada is not None and ada.is_due(state.batch_idx):

@@ -1,0 +1,69 @@
+"""The toy loop's fast paths (issue 18 item 6) give exactly what the general paths give: the bulk sampler step, the
+one-gather batches, no label picks for unconditional data, the bulk G_ema copy without EMA."""
+
+import numpy as np
+import torch
+
+from torch_utils import misc
+from training import toy_data
+from training import toy_lab
+from training import training_loop as loop_module
+
+#----------------------------------------------------------------------------
+
+def _sampler(n=1000, seed=3):
+    return misc.InfiniteSampler(toy_data.ToyDataset(f'toy:ring8,n={n}'), seed=seed)
+
+def test_bulk_sampler_steps_equal_single_steps_and_state():
+    one, bulk = iter(_sampler()), iter(_sampler())
+    for n in [512] * 12 + [7, 4096, 1]:   # passes over the data and rewind anchors (every 4096) inside a batch
+        np.testing.assert_array_equal(toy_lab.take_indices(bulk, n), [next(one) for _ in range(n)])
+    a, b = one.state_dict(0), bulk.state_dict(0)
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert all(np.array_equal(np.asarray(a[key][k]), np.asarray(b[key][k])) for k in a[key]), key
+        else:
+            assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+    assert [anchor[0] for anchor in bulk.anchors] == [anchor[0] for anchor in one.anchors] == [4096, 8192]   # rewind anchors
+    for num_unused in (1, 700, 3000):     # rewinding works from either
+        assert np.array_equal(one.state_dict(num_unused)['order'], bulk.state_dict(num_unused)['order'])
+
+def test_toy_batches_equal_the_dataloader_and_draw_the_same_rng():
+    dataset = toy_data.ToyDataset('toy:ring8,n=300')
+    torch.manual_seed(5)
+    loader = iter(torch.utils.data.DataLoader(dataset, sampler=misc.InfiniteSampler(dataset, seed=1), batch_size=64, num_workers=0))
+    after_loader = torch.rand([3])
+    torch.manual_seed(5)
+    batches = toy_lab.ToyBatches(dataset, misc.InfiniteSampler(dataset, seed=1), 64)
+    assert torch.equal(torch.rand([3]), after_loader)       # the same draws from torch's RNG as DataLoader's iterator
+    for _ in range(12):
+        (x, c), (y, d) = next(loader), next(batches)
+        assert torch.equal(x, y) and x.dtype == y.dtype and torch.equal(c, d) and c.dtype == d.dtype
+
+def test_unconditional_fetch_draws_no_label_picks():
+    dataset = toy_data.ToyDataset('toy:ring8,n=300')
+    data_iter = toy_lab.ToyBatches(dataset, misc.InfiniteSampler(dataset), 32)
+    np.random.seed(0)
+    before = np.random.get_state()[1].copy(), np.random.get_state()[2]
+    _real, real_c, _z, gen_c = loop_module._fetch_batch(data_iter, dataset, 2, 32, 16, 2, torch.device('cpu'))
+    assert np.array_equal(np.random.get_state()[1], before[0]) and np.random.get_state()[2] == before[1]
+    assert [tuple(c.shape) for chunk in gen_c for c in chunk] == [(16, 0)] * 4 and tuple(real_c[0].shape) == (16, 0)
+
+def test_bulk_ema_copy_equals_the_lerp_with_beta_0():
+    from training.toy_networks import ToyGenerator
+    G = ToyGenerator(z_dim=2, c_dim=0, w_dim=2, img_resolution=1, img_channels=2)
+    G.mapping.w_avg.normal_()
+    ema_a = ToyGenerator(z_dim=2, c_dim=0, w_dim=2, img_resolution=1, img_channels=2)
+    ema_b = ToyGenerator(z_dim=2, c_dim=0, w_dim=2, img_resolution=1, img_channels=2)
+    ema_b.load_state_dict(ema_a.state_dict())
+    loop_module._update_ema(G, ema_a, 0.0)
+    with torch.no_grad():                                     # the general path, written out
+        for p_ema, p in zip(ema_b.parameters(), G.parameters()):
+            p_ema.copy_(p.lerp(p_ema, 0.0))
+        for b_ema, b in zip(ema_b.buffers(), G.buffers()):
+            b_ema.copy_(b)
+    assert all(torch.equal(a, b) for a, b in zip(misc.params_and_buffers(ema_a), misc.params_and_buffers(ema_b)))
+    assert all(torch.equal(a, b) for a, b in zip(misc.params_and_buffers(ema_a), misc.params_and_buffers(G)))
+
+#----------------------------------------------------------------------------
