@@ -76,6 +76,9 @@ def pick_device(name):
         raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise click.ClickException(f'--device={name}, but CUDA is not available here; use --device=cpu')
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise click.ClickException(f'--device={name}, but only {torch.cuda.device_count()} CUDA device(s) are visible; '
+                                   f'use cuda:0 ... cuda:{torch.cuda.device_count() - 1} or --device=cpu')
     return device
 
 #----------------------------------------------------------------------------
