@@ -25,6 +25,9 @@ except ImportError:
 # calc_metrics.py catch to print `--data: <message>`, as upstream raises IOError)
 # and a ValueError (our convention for bad user input in library code).
 
+# Largest class index + 1 of dataset.json labels (one-hot labels cost 4 bytes per class per image).
+MAX_CLASSES = 100_000
+
 class DatasetError(OSError, ValueError):
     pass
 
@@ -404,16 +407,23 @@ class ImageFolderDataset(Dataset):
         if values is None:
             return None
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            labels = np.array(values, dtype=np.int64)
-            if labels.min() < 0:
-                raise DatasetError(f'dataset.json: class labels must be >= 0, got {labels.min()}')
-            return labels
+            if any(v < 0 or v >= MAX_CLASSES for v in values):  # before the cast: int64 would overflow on huge ones
+                bad = next(v for v in values if v < 0 or v >= MAX_CLASSES)
+                raise DatasetError(f'dataset.json: class label {bad} is out of range; class indices must be in [0, {MAX_CLASSES}) '
+                                   f'(one-hot labels take 4 bytes per class per image: {bad + 1} classes would need '
+                                   f'{4 * (bad + 1) / 2**20:.3g} MiB per image)' if bad >= 0 else
+                                   f'dataset.json: class labels must be >= 0, got {bad}')
+            return np.array(values, dtype=np.int64)
         try:
             labels = np.array(values, dtype=np.float32)
         except (TypeError, ValueError) as err:
             raise DatasetError('dataset.json: labels must be all class indices (integers) or all equal-length lists of numbers') from err
         if labels.ndim < 2:
             raise DatasetError('dataset.json: labels must be all class indices (integers) or all equal-length lists of numbers')
+        if not np.isfinite(labels).all():  # checked after the cast to float32, where 1e300 becomes inf
+            row = int(np.argmax(~np.isfinite(labels).reshape(len(labels), -1).all(axis=1)))
+            raise DatasetError(f'dataset.json: the label of \'{self._image_fnames[row]}\' holds NaN or a value that is not finite '
+                               f'in float32 (|x| > 3.4e38); labels must be finite numbers')
         return labels
 
     def _load_raw_modes(self):

@@ -289,6 +289,12 @@ def _more_inputs(root, paths):
             with open(side, 'w') as f:
                 f.write(json.dumps(meta).replace('NaN', 'NaN').replace('Infinity', 'Infinity'))
 
+    # dataset.json labels: a class index that would need a huge one-hot table, and vectors that overflow float32.
+    for key, label in [('labels_class_huge', lambda k: 10**12 if k == 3 else k % 2), ('labels_inf', lambda k: [1e300 if k == 2 else 0.5, 0.0])]:
+        paths[key] = _image_folder(str(root / key))
+        with open(os.path.join(paths[key], 'dataset.json'), 'w') as f:
+            json.dump({'labels': [[f'img{k}.png', label(k)] for k in range(4)]}, f)
+
     # Files of the wrong kind.
     paths['text_e'] = str(root / 'e_text.pt')       # starts with 'e' (byte 101): torch.load's "KeyError: 101"
     with open(paths['text_e'], 'w') as f:
@@ -513,6 +519,8 @@ CASES = [
     ('toy-modes-lengths',       'length', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_lengths"]}'), None)),
     ('toy-modes-zero-weights',  'modes_zero_weights.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_zero_weights"]}'), None)),
     ('toy-modes-folder',        'modes_folder.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_folder"]}'), None)),
+    ('train-labels-class-huge', 'out of range', lambda i, t: (_train(f'--outdir={t}', f'--data={i["labels_class_huge"]}', '--cond=1'), None)),
+    ('train-labels-inf',        'img2.png',     lambda i, t: (_train(f'--outdir={t}', f'--data={i["labels_inf"]}', '--cond=1'), None)),
     ('missing-modes-sigma-nan', '--sigma',      lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--sigma=nan'), None)),
     ('missing-modes-sigma-inf', '--sigma',      lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--kimg=0.008', '--batch=4', '--sigma=inf'), None)),
     ('missing-modes-kimg-inf',  '--kimg',       lambda i, t: (_mm(f'--network={i["net"]}', f'--test-data={i["zip"]}', f'--data={i["zip"]}', f'--outdir={t}', '--batch=4', '--kimg=inf'), None)),
