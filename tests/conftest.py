@@ -5,8 +5,12 @@ import sys
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+for _path in (REPO_ROOT, TESTS_DIR):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import harness  # noqa: E402  (tests/harness.py: the tiny config, datasets and run-folder helpers)
 
 # Official-format pickles with reference outputs live beside the project, never inside it.
 FIXTURES_DIR = os.environ.get('SG2ADA_FIXTURES', os.path.join(REPO_ROOT, '..', 'shared', 'fixtures', 'sg2ada'))
@@ -38,16 +42,13 @@ def fixtures_dir():
 
 @pytest.fixture
 def tiny_G_kwargs():
-    """Generator kwargs for a 16x16 network small enough for CPU unit tests."""
-    return dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3,
-                mapping_kwargs=dict(num_layers=2),
-                synthesis_kwargs=dict(channel_base=256, channel_max=32, num_fp16_res=0, conv_clamp=None))
+    """Generator kwargs for a 16x16 network small enough for CPU unit tests (tests/harness.py)."""
+    return harness.tiny_G_kwargs()
 
 
 @pytest.fixture
 def tiny_D_kwargs():
     """Discriminator kwargs matching tiny_G_kwargs."""
-    return dict(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=32,
-                num_fp16_res=0, conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2))
+    return harness.tiny_D_kwargs()
 
 #----------------------------------------------------------------------------

@@ -7,18 +7,14 @@ import shutil
 import tempfile
 import urllib.error
 
-import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import calc_metrics
 import dnnlib
-from metrics import frechet_inception_distance
+import harness
 from metrics import inception_score
-from metrics import kernel_inception_distance
 from metrics import metric_main
-from metrics import metric_utils
 from metrics import precision_recall
 
 pytestmark = pytest.mark.slow
@@ -28,12 +24,8 @@ LINE_KEYS = ['results', 'metric', 'total_time', 'total_time_str', 'num_gpus', 's
 #----------------------------------------------------------------------------
 # Small metrics (32 generated images) for tests; registered per test.
 
-def fid32(opts):
-    opts.dataset_kwargs.update(max_size=None, xflip=False)
-    return dict(fid32=frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=32))
-
-def kid32(opts):
-    return dict(kid32=kernel_inception_distance.compute_kid(opts, max_real=None, num_gen=32, num_subsets=5, max_subset_size=16))
+fid32 = harness.small_fid(32)
+kid32 = harness.small_kid(32)
 
 def is32(opts):
     mean, std = inception_score.compute_is(opts, num_gen=32, num_splits=4)
@@ -45,38 +37,16 @@ def pr32(opts):
 
 SMALL_METRICS = (fid32, kid32, is32, pr32)
 
-def _register_small_metrics():
-    for fn in SMALL_METRICS:
-        metric_main.register_metric(fn)
-
 #----------------------------------------------------------------------------
 # Fixtures: a run folder as train.py leaves it (training_options.json, a
 # snapshot whose training_set_kwargs point to the dataset, an earlier metric
 # line), and an environment without network or user cache.
 
-def _make_dataset(path, num_images=24):
-    from training.dataset import DatasetWriter
-    rng = np.random.default_rng(0)
-    with DatasetWriter(path) as writer:
-        for i in range(num_images):
-            writer.add_image(f'{i:05d}.png', rng.integers(0, 256, [16, 16, 3], dtype=np.uint8))
-        writer.write_metadata({'labels': None})
-
-
 @pytest.fixture
 def run_dir(tmp_path, tiny_G_kwargs, tiny_D_kwargs):
-    from training.networks import Discriminator, Generator
-    data = str(tmp_path / 'tiny.zip')
-    _make_dataset(data)
+    data = harness.noise_dataset(tmp_path / 'tiny.zip', num_images=24)
     run = tmp_path / 'runs' / '00000-tiny-auto1'
-    run.mkdir(parents=True)
-    torch.manual_seed(0)
-    G, D = Generator(**tiny_G_kwargs).eval(), Discriminator(**tiny_D_kwargs).eval()
-    training_set_kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False,
-                               max_size=24, xflip=False, resolution=16)
-    (run / 'training_options.json').write_text(json.dumps(dict(training_set_kwargs=training_set_kwargs), indent=2))
-    with open(run / 'network-snapshot-000000.pkl', 'wb') as f:
-        pickle.dump(dict(training_set_kwargs=training_set_kwargs, G=G, D=D, G_ema=G, augment_pipe=None), f)
+    harness.write_snapshot(str(run), data, tiny_G_kwargs, tiny_D_kwargs, num_images=24)
     earlier = dict(results=dict(fid32=1.0), metric='fid32', total_time=1.0, total_time_str='1s', num_gpus=1,
                    snapshot_pkl='network-snapshot-000000.pkl', timestamp=1.0)
     (run / 'metric-fid32.jsonl').write_text(json.dumps(earlier) + '\n')
@@ -84,25 +54,13 @@ def run_dir(tmp_path, tiny_G_kwargs, tiny_D_kwargs):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    detector = str(tmp_path / 'tiny-detector.pt')
-    metric_utils.build_random_detector(detector, num_features=12)
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', None)
-    monkeypatch.setenv('SG2ADA_DETECTOR_INCEPTION_2015_12_05', detector)
-    monkeypatch.setenv('SG2ADA_DETECTOR_VGG16', detector)
-    monkeypatch.setattr(metric_main, '_metric_dict', dict(metric_main._metric_dict))
-    _register_small_metrics()
-    metric_utils.reset_detector_cache()
-    yield tmp_path
-    metric_utils.reset_detector_cache()
+def env(tmp_path, metric_env):
+    metric_env(*SMALL_METRICS)
+    return tmp_path
 
 
 def _run(args):
-    result = CliRunner().invoke(calc_metrics.main, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return harness.invoke(calc_metrics.main, args)
 
 #----------------------------------------------------------------------------
 
@@ -144,7 +102,7 @@ def test_pickle_outside_a_run_folder_only_prints(env, run_dir, tmp_path):
 
 def test_data_and_mirror_options(env, run_dir, tmp_path):
     other = str(tmp_path / 'other.zip')
-    _make_dataset(other, num_images=12)
+    harness.noise_dataset(other, num_images=12)
     pkl = str(run_dir / 'network-snapshot-000000.pkl')
 
     def kid(*extra):
@@ -186,7 +144,8 @@ def test_missing_detector_says_how_to_point_to_a_local_file(env, run_dir, monkey
 def _ddp_worker(rank, G, dataset_kwargs, init_file, out_file):
     torch.distributed.init_process_group(backend='gloo', init_method='file://' + init_file, rank=rank, world_size=2)
     try:
-        _register_small_metrics()
+        for fn in SMALL_METRICS:
+            metric_main.register_metric(fn)
         results = metric_main.calc_metrics([fn.__name__ for fn in SMALL_METRICS], G=G, dataset_kwargs=dataset_kwargs,
                                            num_gpus=2, rank=rank, device='cpu', cache=False)
         with open(f'{out_file}.{rank}', 'w') as f:

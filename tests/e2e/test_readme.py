@@ -48,6 +48,17 @@ def test_readme_commands_are_all_python_calls():
         assert command.startswith('python ') and not re.search(r'[*?\[]', command), command  # no glob a shell may leave unexpanded
 
 
+def test_ci_runs_the_readme_test_command():
+    # .ci/run must run exactly the README's install-and-test command (the full tier), so that a green CI means that
+    # command passes on a fresh clone.
+    with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        (readme,) = [line.split('  #')[0].strip() for block in re.findall(r'```bash\n(.*?)```', f.read(), flags=re.S)
+                     for line in block.splitlines() if line.startswith('pip install') and 'python -m pytest' in line]
+    with open(os.path.join(REPO_ROOT, '.ci', 'run'), encoding='utf-8') as f:
+        ci = [line.strip() for line in f if 'python -m pytest' in line]
+    assert ci == [readme]
+
+
 def test_readme_commands_run_in_order(tmp_path):
     with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
         commands = readme_commands(f.read())
