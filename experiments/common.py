@@ -288,8 +288,8 @@ def _scatter_tile(gen, real, box, size, caption):
     for x, y in to_px(real):
         draw.point((x, y), fill=(120, 200, 130))
     for x, y in to_px(np.clip(gen, lo - 1e3, hi + 1e3)):
-        if 0 <= x < size and 14 <= y < size + 14:
-            draw.point((x, y), fill=(30, 70, 200))
+        if 0 <= x < size - 1 and 14 <= y < size + 13:
+            draw.rectangle([x, y, x + 1, y + 1], fill=(30, 70, 200))
     draw.rectangle([0, 14, size - 1, size + 13], outline=(170, 170, 170))
     draw.text((2, 1), caption, fill=(20, 20, 20), font=_font(10))
     return tile
