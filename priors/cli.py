@@ -104,8 +104,9 @@ def constructor_defaults(cls):
     params = inspect.signature(cls.__init__).parameters
     return {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
 
-# The default of an option in a context (None = the run's context has none of its own): the context's variant, else
-# the constructor's default (arg=), else its declared default, else None (prior_kwargs() derives it).
+# The default of an option in a run context ('demo', 'toy' or None, see run_context): that context's variant, else the
+# constructor's default (arg=, in the option's own spelling), else its declared default, else None (prior_kwargs()
+# derives it).
 def default_of(spec, cls, context=None):
     if context in spec.variants:
         return spec.variants[context]
