@@ -194,6 +194,8 @@ class StyleGAN2Loss(Loss):
         self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
         self.gan_loss, self.gp_weight = gan_loss, gp_weight
         self.pl_mean = torch.zeros([], device=device)  # running mean of the path length
+        self.defer_stats = False                       # report statistics once per tick (see _report)
+        self._pending_stats = dict()
 
     #------------------------------------------------------------------------
     # Hooks (see the class comment); the defaults are StyleGAN2's behaviour.
@@ -263,11 +265,28 @@ class StyleGAN2Loss(Loss):
         outputs = self.D_outputs(raw)
         return self.realness(raw, outputs), outputs
 
+    # A statistic of this step: reported now, or, with defer_stats (set by the training loop when nothing reads
+    # the statistics during a tick, i.e. without ADA), kept until flush_stats() reports each name once, at the end
+    # of the tick: the same values, one reduction instead of one per step (issue 18 item 6). sign=True reports
+    # the signs of the values. Returns value.
+    def _report(self, name, value, sign=False):
+        if self.defer_stats and isinstance(value, torch.Tensor):
+            self._pending_stats.setdefault((name, sign), []).append(value.detach())
+            return value
+        report_stat(name, value.sign() if sign else value)
+        return value
+
+    def flush_stats(self):
+        """Report the deferred statistics (see _report); the training loop calls it before it reads them."""
+        pending, self._pending_stats = self._pending_stats, dict()
+        for (name, sign), values in pending.items():
+            values = torch.cat([v.flatten() for v in values])
+            report_stat(name, values.sign() if sign else values)
+
     # Report D's scores and their signs for 'real' or 'fake' images.
-    @staticmethod
-    def _report_scores(kind, logits):
-        report_stat(f'Loss/scores/{kind}', logits)
-        report_stat(f'Loss/signs/{kind}', logits.sign())
+    def _report_scores(self, kind, logits):
+        self._report(f'Loss/scores/{kind}', logits)
+        self._report(f'Loss/signs/{kind}', logits, sign=True)
 
     # Batch mean of a step's loss plus the batch mean of the extra_loss() hook's term, if any.
     def _mean_with_extra(self, loss, step, img, c, logits, ws, batch=None, outputs=None):
@@ -286,7 +305,7 @@ class StyleGAN2Loss(Loss):
             img, ws = self.run_G(gen_z, gen_c, sync=sync, step='Gmain', batch=batch)
             logits, outputs = self.score(img, gen_c, sync=False)
             self._report_scores('fake', logits)
-            loss = report_stat('Loss/G/loss', self.adversarial_loss('Gmain', logits, outputs, batch))
+            loss = self._report('Loss/G/loss', self.adversarial_loss('Gmain', logits, outputs, batch))
             objective = self._mean_with_extra(loss, 'Gmain', img, gen_c, logits, ws, batch, outputs)
         self._backward('Gmain', objective, gain)
 
@@ -301,8 +320,8 @@ class StyleGAN2Loss(Loss):
             # Penalise against the updated mean, keeping its graph; store it detached.
             updated_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
             self.pl_mean.copy_(updated_mean.detach())
-            penalty = report_stat('Loss/pl_penalty', (lengths - updated_mean).square())
-            loss = report_stat('Loss/G/reg', penalty * self.pl_weight)
+            penalty = self._report('Loss/pl_penalty', (lengths - updated_mean).square())
+            loss = self._report('Loss/G/reg', penalty * self.pl_weight)
             objective = self._mean_with_extra(loss, 'Gpl', img, gen_c, None, ws, batch)
         self._backward('Gpl', objective, gain)
 
@@ -329,14 +348,14 @@ class StyleGAN2Loss(Loss):
             objective = 0
             if main:
                 loss = self.adversarial_loss('Dreal', logits, outputs, batch)
-                report_stat('Loss/D/loss', loss_fake + loss)
+                self._report('Loss/D/loss', loss_fake + loss)
                 objective = self._mean_with_extra(loss, 'Dreal', real_img, real_c, logits, None, batch, outputs)
                 if self.gan_loss == 'wgan-gp' and self.gp_weight > 0:
                     penalty = gradient_penalty(lambda images: self.score(images, real_c, sync=False)[0], real_img, fake_img)
-                    objective = objective + report_stat('Loss/gp_penalty', penalty).mean() * self.gp_weight
+                    objective = objective + self._report('Loss/gp_penalty', penalty).mean() * self.gp_weight
             if r1:
-                penalty = report_stat('Loss/r1_penalty', r1_penalty(logits, x))
-                loss = report_stat('Loss/D/reg', penalty * (self.r1_gamma / 2))
+                penalty = self._report('Loss/r1_penalty', r1_penalty(logits, x))
+                loss = self._report('Loss/D/reg', penalty * (self.r1_gamma / 2))
                 objective = objective + self._mean_with_extra(loss, 'Dr1', real_img, real_c, logits, None, batch, outputs)
         self._backward(name, objective, gain)
 

@@ -764,6 +764,9 @@ def training_loop(*,
     nimg_per_iter = batch_size * D_steps  # kimg counts the real images D is trained on
     total_nimg = total_kimg * 1000 if total_steps is None else -(-total_steps // G_steps) * nimg_per_iter
     ema_tensors = (misc.params_and_buffers(G_ema), misc.params_and_buffers(G))
+    defer_stats = ada is None and hasattr(loss, 'flush_stats') and hasattr(loss, 'defer_stats')  # nothing reads them mid-tick
+    if defer_stats:
+        loss.defer_stats = True
     base_lrs = list({id(p.opt): (p.opt, [g['lr'] for g in p.opt.param_groups]) for p in phases if p.opt_key in ('G', 'D')}.values())
 
     while True:
@@ -798,6 +801,8 @@ def training_loop(*,
         # Tick maintenance; it does not change the training RNG streams.
         tick_end_time = time.time()
         with _preserve_rng(device):
+            if defer_stats:
+                loss.flush_stats()
             _report_tick(state, augment_pipe, device, rank)
             if abort_fn is not None and abort_fn():
                 done = True

@@ -67,3 +67,48 @@ def test_bulk_ema_copy_equals_the_lerp_with_beta_0():
     assert all(torch.equal(a, b) for a, b in zip(misc.params_and_buffers(ema_a), misc.params_and_buffers(G)))
 
 #----------------------------------------------------------------------------
+
+# Statistics kept until the end of the tick are those reported step by step (up to float32 summation order).
+def test_deferred_statistics_equal_immediate_ones():
+    from torch_utils import training_stats
+    from training.loss import StyleGAN2Loss
+    from training.toy_networks import ToyDiscriminator, ToyGenerator
+    torch.manual_seed(0)
+    G = ToyGenerator(z_dim=2, c_dim=0, w_dim=2, img_resolution=1, img_channels=2)
+    D = ToyDiscriminator(c_dim=0, img_resolution=1, img_channels=2)
+    results = []
+    for defer in (False, True):
+        loss = StyleGAN2Loss(torch.device('cpu'), G.mapping, G.synthesis, D, r1_gamma=0.5, pl_weight=0, style_mixing_prob=0)
+        loss.defer_stats = defer
+        collector = training_stats.Collector(regex='Loss/.*')
+        collector.update()                                    # forget earlier tests' reports
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            real, z = torch.randn([16, 2, 1, 1], generator=gen), torch.randn([16, 2], generator=gen)
+            for phase in ('Gboth', 'Dboth'):
+                loss.accumulate_gradients(phase, real, torch.zeros([16, 0]), z, torch.zeros([16, 0]), sync=True, gain=1)
+        if defer:
+            collector.update()
+            assert collector.num('Loss/G/loss') == 0 and collector.num('Loss/signs/real') == 0   # nothing reported until the flush
+            loss.flush_stats()
+        collector.update()
+        results.append({name: (collector.num(name), collector.mean(name), collector.std(name)) for name in collector.names()})
+    assert results[0].keys() == results[1].keys() and 'Loss/signs/real' in results[0] and 'Loss/r1_penalty' in results[0]
+    for name, (num, mean, std) in results[0].items():   # the moments the statistics are made of (std = their difference)
+        num_b, mean_b, std_b = results[1][name]
+        assert num_b == num, name
+        np.testing.assert_allclose([mean_b, std_b ** 2 + mean_b ** 2], [mean, std ** 2 + mean ** 2], rtol=1e-6, atol=1e-9, err_msg=name)
+
+def test_the_loop_flushes_deferred_statistics_every_tick(tmp_path):
+    import json
+    import train
+    ctx = train.main.make_context('train.py', [f'--outdir={tmp_path}', '--cfg=toy', '--data=toy:ring8,n=256', '--batch=16', '--kimg=0.064', '--tick=0.032'])
+    c, _ = train.setup_training_loop_kwargs(ctx.params)
+    c.image_snapshot_ticks = c.network_snapshot_ticks = None
+    result = loop_module.training_loop(run_dir=str(tmp_path), **c)
+    assert result.loss.defer_stats                            # no ADA on the toy: statistics are reduced once per tick
+    with open(tmp_path / 'stats.jsonl') as f:
+        ticks = [json.loads(line) for line in f]
+    assert [t['Loss/scores/real']['num'] for t in ticks] == [16, 32, 16]          # steps 1, 2-3, 4 of 16 reals
+    assert [t['Loss/scores/fake']['num'] for t in ticks] == [32, 64, 32]          # G and D steps
+    assert all('Loss/signs/real' in t and 'Loss/G/loss' in t and 'Loss/D/loss' in t for t in ticks)
