@@ -516,7 +516,7 @@ CASES = [
     ('toy-modes-nan-centre',    'modes_nan.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_nan"]}'), None)),
     ('toy-modes-inf-std',       'modes_inf_std.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_inf_std"]}'), None)),
     ('toy-modes-zero-std',      'modes_zero_std.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_zero_std"]}'), None)),
-    ('toy-modes-lengths',       'length', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_lengths"]}'), None)),
+    ('toy-modes-lengths',       'lengths must match', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_lengths"]}'), None)),
     ('toy-modes-zero-weights',  'modes_zero_weights.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_zero_weights"]}'), None)),
     ('toy-modes-folder',        'modes_folder.modes.json', lambda i, t: (_toy_train(f'--outdir={t}', f'--data={i["modes_folder"]}'), None)),
     ('train-labels-class-huge', 'out of range', lambda i, t: (_train(f'--outdir={t}', f'--data={i["labels_class_huge"]}', '--cond=1'), None)),
