@@ -33,9 +33,18 @@ OPTIONS = [
 # Sampling cost bound of --masked-pool: every generated image (grids, metrics, generate.py) scores this many
 # candidates with G and D, and holds their latents (z_dim float32 each) at once.
 MAX_POOL = 4096
+MAX_PRESAMPLE_BYTES = 4 * 2**30   # --masked-presample: the pre-sampled latents of one phase
 
 # MaskedPrior kwargs from the parsed options (defaults: MaskedPrior's own).
 def prior_kwargs(opts, c):
+    presample = opts.get('masked_presample')
+    if presample is not None:
+        batch, z_dim = int(c.get('batch_size') or 1), int((c.get('G_kwargs') or {}).get('z_dim', 512))
+        need = presample * batch * z_dim * 4  # the pre-sampled latents of one phase, float32, plus one score each
+        if need > MAX_PRESAMPLE_BYTES:
+            raise click.ClickException(f'--masked-presample={presample:g} would pre-sample {presample * batch:.3g} latents per phase '
+                                       f'(--batch={batch}), about {need / 2**30:.3g} GiB of memory; use at most '
+                                       f'{MAX_PRESAMPLE_BYTES / (batch * z_dim * 4):.3g}')
     pool = opts.get('masked_pool')
     if pool is not None and pool > MAX_POOL:
         z_dim = int((c.get('G_kwargs') or {}).get('z_dim', 512))

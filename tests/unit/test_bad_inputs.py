@@ -530,6 +530,7 @@ CASES = [
     ('train-classifier-test-frac-nan', '--test-frac', lambda i, t: (_tc(f'--data={i["labelled_zip"]}', f'--out={t}/c.pt', '--test-frac=nan', '--epochs=1'), None)),
     ('dataset-tool-digits-rare-frac-nan', '--digits-rare-frac', lambda i, t: (_tool('--source=digits', '--digits-rare-frac=nan', '--dest', os.path.join(str(t), 'o.zip')), None)),
     ('build-prior-holdout-nan', '--holdout',    lambda i, t: (_prior(f'--data={i["zip"]}', f'--out={t}/p.pt', '--holdout=nan'), None)),
+    ('train-masked-presample-huge', '--masked-presample', lambda i, t: (_train(f'--outdir={t}', f'--data={i["zip"]}', '--prior=masked', '--masked-presample=1e12'), None)),
     ('train-masked-pool-huge',  '--masked-pool', lambda i, t: (_train(f'--outdir={t}', f'--data={i["zip"]}', '--prior=masked', '--masked-pool=100000'), None)),
     # 3. Applicability, checked before any work.
     ('calc-metrics-miss100k-toy', '--metrics',  lambda i, t: (_metrics(f'--network={i["toy_net"]}', '--metrics=miss100k'), None)),
