@@ -75,6 +75,8 @@ def main(jobs, papers, quick, dry_run, seeds, out, no_report):
     plans, roots = {}, []
     for n, m in pooled.items():
         seeds_text = seeds or _default_seeds(m)
+        if quick and not seeds:
+            seeds_text = str(common.parse_seeds(seeds_text)[0])  # the smoke version: one seed unless asked
         tasks, root = common.prepare(m, quick, common.parse_seeds(seeds_text), list(m.CLAIMS), None)
         plans[n] = (tasks, seeds_text)
         roots.append(root)
