@@ -1,22 +1,18 @@
 """End-to-end tests of the papers' metrics: train_classifier.py on scikit-learn's digits, several new metrics added to a run folder by calc_metrics.py in one generator pass, and the noisy-D missing-mode count (library and missing_modes.py, with resume)."""
 
-import copy
 import json
-import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 import calc_metrics
-import dnnlib
+import harness
 import missing_modes
 import train_classifier
 from metrics import backbones
 from metrics import classifier as classifier_module
-from metrics import metric_main
 from metrics import metric_utils
 from metrics import noisy_discriminator
 from metrics import paper_metrics
@@ -26,19 +22,8 @@ pytestmark = pytest.mark.slow
 #----------------------------------------------------------------------------
 # Helpers.
 
-def _run(cli, args):
-    result = CliRunner().invoke(cli, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def _write_dataset(path, images, labels=None):
-    from training.dataset import DatasetWriter
-    with DatasetWriter(path) as writer:
-        for i, image in enumerate(images):
-            writer.add_image(f'{i:05d}.png', image)
-        writer.write_metadata({'labels': None if labels is None else [[f'{i:05d}.png', int(y)] for i, y in enumerate(labels)]})
+_run = harness.invoke
+_write_dataset = harness.write_dataset
 
 
 @pytest.fixture(scope='module')
@@ -79,27 +64,13 @@ def test_train_classifier_needs_labels(tmp_path):
 # calc_metrics.py: several of the new metrics, one generator pass, results in the run folder.
 
 @pytest.fixture
-def run_dir(tmp_path, tiny_G_kwargs, tiny_D_kwargs, monkeypatch):
-    from training.networks import Discriminator, Generator
-    rng = np.random.default_rng(0)
-    data = str(tmp_path / 'tiny.zip')
-    _write_dataset(data, rng.integers(0, 256, [32, 16, 16, 3], dtype=np.uint8), labels=np.arange(32) % 3)
+def run_dir(tmp_path, tiny_G_kwargs, tiny_D_kwargs, monkeypatch, metric_env):
+    data = harness.noise_dataset(tmp_path / 'tiny.zip', num_images=32, labels=np.arange(32) % 3)
     run = tmp_path / 'runs' / '00000-tiny'
-    run.mkdir(parents=True)
-    torch.manual_seed(0)
-    G, D = Generator(**tiny_G_kwargs).eval(), Discriminator(**tiny_D_kwargs).eval()
-    training_set_kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False, max_size=32,
-                               xflip=False, resolution=16)
-    (run / 'training_options.json').write_text(json.dumps(dict(training_set_kwargs=training_set_kwargs)))
-    with open(run / 'network-snapshot-000000.pkl', 'wb') as f:
-        pickle.dump(dict(training_set_kwargs=training_set_kwargs, G=G, D=D, G_ema=G, augment_pipe=None), f)
+    harness.write_snapshot(str(run), data, tiny_G_kwargs, tiny_D_kwargs, num_images=32)
 
     # Offline detectors: a random stand-in for Inception/VGG16, a tiny ResNet state_dict, a small classifier.
-    detector = str(tmp_path / 'tiny-detector.pt')
-    metric_utils.build_random_detector(detector, num_features=12)
-    monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', str(tmp_path / 'cache'))
-    monkeypatch.setenv('SG2ADA_DETECTOR_INCEPTION_2015_12_05', detector)
-    monkeypatch.setenv('SG2ADA_DETECTOR_VGG16', detector)
+    metric_env()
     resnet = str(tmp_path / 'tiny-resnet.pth')
     torch.manual_seed(1)
     torch.save(backbones.ResNetFeatures(blocks=(1, 1, 1, 1), base_width=4).state_dict(), resnet)
@@ -111,8 +82,7 @@ def run_dir(tmp_path, tiny_G_kwargs, tiny_D_kwargs, monkeypatch):
                             MISS_NUM_GEN=40, MSSSIM_NUM_PAIRS=12, DC_NUM_GEN=24, FID_R101_NUM_GEN=24, R101_RESIZE=32).items():
         monkeypatch.setattr(paper_metrics, name, value)
     metric_utils.reset_detector_cache()
-    yield run
-    metric_utils.reset_detector_cache()
+    return run
 
 
 METRICS = ['fid5k', 'is5k', 'mode10k', 'miss100k', 'msssim10k', 'dc50k5_full', 'fid5k_r101']
@@ -121,12 +91,7 @@ METRICS = ['fid5k', 'is5k', 'mode10k', 'miss100k', 'msssim10k', 'dc50k5_full', '
 def test_new_metrics_share_one_generator_pass(run_dir, monkeypatch):
     pkl = str(run_dir / 'network-snapshot-000000.pkl')
     clf = str(run_dir.parent.parent / 'clf.pt')
-    generated = []
-    original = metric_utils.LatentSampler.generate
-    def counting_generate(self, indices, batch_gen=4):
-        generated.append(len(indices))
-        return original(self, indices, batch_gen=batch_gen)
-    monkeypatch.setattr(metric_utils.LatentSampler, 'generate', counting_generate)
+    generated = harness.count_generated(monkeypatch)
 
     def evaluate(metrics):
         generated.clear()
@@ -154,7 +119,7 @@ def test_classifier_metric_without_classifier_is_a_usage_error(run_dir, monkeypa
     result = _run(calc_metrics.main, ['--network', pkl, '--metrics', 'mode10k', '--device', 'cpu', '--verbose', 'false'])
     assert result.exit_code != 0 and 'mode10k need a classifier: pass --classifier=PATH' in result.output
     result = _run(calc_metrics.main, ['--network', pkl, '--metrics', 'mode10k', '--classifier', 'nope.pt', '--device', 'cpu'])
-    assert result.exit_code != 0 and '--classifier: file not found: "nope.pt"' in result.output
+    assert result.exit_code != 0 and result.output.startswith('Error: --classifier: ') and 'file not found: "nope.pt"' in result.output
 
 #----------------------------------------------------------------------------
 # Noisy D: a generator that misses the bright mode.

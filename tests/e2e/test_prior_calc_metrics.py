@@ -5,11 +5,10 @@ import pickle
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 import build_prior
 import calc_metrics
-import dnnlib
+import harness
 import priors  # registers the prior metrics
 from metrics import metric_main
 from metrics import metric_utils
@@ -17,7 +16,6 @@ from priors import features
 from priors.gmm import metrics as prior_metrics
 from priors.gmm import prior_file
 from torch_utils import misc
-from training import synthetic
 
 pytestmark = pytest.mark.slow
 
@@ -28,51 +26,33 @@ NUM_GEN = 32   # generated images per metric in these tests (the real metrics us
 # standing in for the Inception detector, small metric sizes.
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    detector = str(tmp_path / 'stand-in-inception.pt')
-    metric_utils.build_random_detector(detector, num_features=12, seed=3)
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', None)
-    monkeypatch.setenv('SG2ADA_DETECTOR_INCEPTION_2015_12_05', detector)
+def env(tmp_path, metric_env, monkeypatch):
+    metric_env(seed=3)
     monkeypatch.setattr(metric_main, '_NUM_GEN', NUM_GEN)
     monkeypatch.setattr(prior_metrics, 'NUM_GEN_50K', NUM_GEN)
     monkeypatch.setattr(prior_metrics, 'NUM_GEN_10K', NUM_GEN)
-    metric_utils.reset_detector_cache()
-    yield tmp_path
-    metric_utils.reset_detector_cache()
+    return tmp_path
 
 
 @pytest.fixture
 def data(env):
-    return synthetic.make_synthetic_dataset(str(env / 'synth.zip'), num_images=64, resolution=16, num_modes=4)
+    return harness.tiny_dataset(env / 'synth.zip', num_images=64)
 
 
 def _run(main, args):
-    result = CliRunner().invoke(main, args)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return harness.invoke(main, args)
 
 
 def _build_prior(data, out, feature):
-    result = _run(build_prior.main, ['--data', data, '--out', out, '--feature', feature, '--components', '3', '--pca', '4',
-                                     '--grid', 'false', '--device', 'cpu'])
-    assert result.exit_code == 0, result.output
+    harness.invoke_ok(build_prior.main, ['--data', data, '--out', out, '--feature', feature, '--components', '3', '--pca', '4',
+                                         '--grid', 'false', '--device', 'cpu'])
     return out
 
 
 @pytest.fixture
 def run_dir(env, data, tiny_G_kwargs, tiny_D_kwargs):
-    from training.networks import Discriminator, Generator
     run = env / 'runs' / '00000-synth-auto1'
-    run.mkdir(parents=True)
-    torch.manual_seed(0)
-    G, D = Generator(**tiny_G_kwargs).eval(), Discriminator(**tiny_D_kwargs).eval()
-    training_set_kwargs = dict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False,
-                               max_size=64, xflip=False, resolution=16)
-    (run / 'training_options.json').write_text(json.dumps(dict(training_set_kwargs=training_set_kwargs), indent=2))
-    with open(run / 'network-snapshot-000000.pkl', 'wb') as f:
-        pickle.dump(dict(training_set_kwargs=training_set_kwargs, G=G, D=D, G_ema=G, augment_pipe=None), f)
+    harness.write_snapshot(str(run), data, tiny_G_kwargs, tiny_D_kwargs, num_images=64)
     return run
 
 
@@ -156,12 +136,7 @@ def test_fid_qs_dds_share_one_generator_pass(env, data, run_dir, monkeypatch):
     prior_path = _build_prior(data, str(env / 'inception-prior.pt'), 'inception')
     assert prior_file.load_prior(prior_path).feature_name == 'inception'
     pkl = str(run_dir / 'network-snapshot-000000.pkl')
-    generated = []
-    original = metric_utils.LatentSampler.generate
-    def counting_generate(self, indices, batch_gen=4):
-        generated.append(len(indices))
-        return original(self, indices, batch_gen=batch_gen)
-    monkeypatch.setattr(metric_utils.LatentSampler, 'generate', counting_generate)
+    generated = harness.count_generated(monkeypatch)
 
     def evaluate(metrics):
         generated.clear()

@@ -1,8 +1,5 @@
 """End-to-end tests of training with priors on CPU: a tiny --prior=gmm run (tiny extractor) reports the prior statistics and stores the prior state in its snapshots, resumes exactly, and --prior=none is bit-identical to the baseline."""
 
-import contextlib
-import io
-import json
 import os
 
 import numpy as np
@@ -10,49 +7,26 @@ import pytest
 import torch
 
 import dnnlib
-import legacy
+import harness
+from harness import STEP_KIMG
 from priors import cli
 from priors.gmm.prior import GMMPrior, per_image_weights, prior_state_from_snapshot
 from priors.gmm.prior_file import PriorFile
-from torch_utils import misc
-from torch_utils import training_stats
 from training import training_loop as training_loop_module
-from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
 #----------------------------------------------------------------------------
-# The config: train.py's shape at 16x16 with tiny networks; batch 4 in 2
-# rounds, a tick every 2 steps, snapshots every 2 ticks. The gmm prior uses
-# the tiny extractor and 4 components, and re-estimates f^g every 2 steps
-# from 16 generated images.
-
-STEP_KIMG = 0.004  # one step = 4 images
+# The harness's tiny run; the gmm prior uses the tiny extractor and 4
+# components, and re-estimates f^g every 2 steps from 16 generated images.
 
 def _config(data_path, run_dir, num_steps, prior=None, **overrides):
-    c = dnnlib.EasyDict(
-        run_dir=run_dir, device='cpu', random_seed=3,
-        training_set_kwargs=dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data_path, use_labels=False,
-                                            max_size=None, xflip=False, resolution=16),
-        data_loader_kwargs=dnnlib.EasyDict(num_workers=0),
-        G_kwargs=dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
-                                 synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)),
-        D_kwargs=dnnlib.EasyDict(class_name='training.networks.Discriminator', channel_base=256, channel_max=16, num_fp16_res=0,
-                                 conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2)),
-        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        loss_kwargs=dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1),
-        G_reg_interval=4, D_reg_interval=3,
-        batch_size=4, batch_gpu=2, ema_kimg=0.01, ema_rampup=0.05,
-        total_kimg=num_steps * STEP_KIMG, kimg_per_tick=2 * STEP_KIMG,
-        image_snapshot_ticks=None, network_snapshot_ticks=2,
-    )
+    c = harness.loop_config(data_path, run_dir, num_steps)
     if prior is not None:
         opts = dict(prior=prior, data=data_path, cfg=None, prior_feature='tiny', prior_components=4,
                     resample_kimg=2 * STEP_KIMG, resample_num=16)
         cli.configure(c, {k: v for k, v in opts.items() if prior != ['none'] or k in ('prior', 'data', 'cfg')})
     c.update(overrides)
-    os.makedirs(run_dir, exist_ok=True)
     return c
 
 @pytest.fixture(scope='module')
@@ -60,20 +34,11 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp('prior_runs')
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dnnlib.util, '_dnnlib_cache_dir', str(root / 'cache'))
-        data = make_synthetic_dataset(str(root / 'tiny16.zip'), num_images=48, resolution=16, num_modes=4, frequencies='uniform')
+        data = harness.tiny_dataset(root / 'tiny16.zip', num_images=48, frequencies='uniform')
         yield dnnlib.EasyDict(root=root, data=data)
 
-def _read_stats(run_dir):
-    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
-        return [json.loads(line) for line in f]
-
 def _state(result):
-    return {f'{key}.{name}': tensor.detach().clone() for key in ('G', 'D', 'G_ema')
-            for name, tensor in misc.named_params_and_buffers(result[key])}
-
-def _load(path):
-    with open(path, 'rb') as f:
-        return legacy.load_network_pkl(f)
+    return harness.tensors(result, 'G', 'D', 'G_ema')
 
 #----------------------------------------------------------------------------
 # --prior=gmm: 10 steps straight, and 5 + 5 with an exact resume. A DataLoader
@@ -103,7 +68,7 @@ def gmm_runs(tiny):
 
 
 def test_gmm_run_reports_prior_statistics(gmm_runs):
-    stats = _read_stats(str(gmm_runs.root / 'full'))
+    stats = harness.read_stats(str(gmm_runs.root / 'full'))
     last = stats[-1]
     for name in ('Loss/G/prior', 'Prior/gmm/loss', 'Prior/gmm/nll', 'Prior/gmm/below_theta', 'Prior/gmm/dds', 'Sampler/weight_max'):
         assert name in last and np.isfinite(last[name]['mean']), name
@@ -113,7 +78,7 @@ def test_gmm_run_reports_prior_statistics(gmm_runs):
 
 
 def test_snapshot_carries_the_prior_and_sampler_state(gmm_runs):
-    data = _load(gmm_runs.snapshot)
+    data = harness.load(gmm_runs.snapshot)
     state = prior_state_from_snapshot(data)
     assert state is not None and state['prior_file']['kind'] == 'priorgan-gmm-prior'
     prior = PriorFile(state['prior_file'])
@@ -136,10 +101,10 @@ def test_snapshot_carries_the_prior_and_sampler_state(gmm_runs):
 
 def test_gmm_resume_is_exact(gmm_runs):
     full, second = _state(gmm_runs.full), _state(gmm_runs.second)
-    assert [name for name in full if not torch.equal(full[name], second[name])] == []
+    assert harness.differing(full, second) == []
     assert not torch.equal(_state(gmm_runs.first)['G.synthesis.b16.conv1.weight'], full['G.synthesis.b16.conv1.weight'])
-    lines_full = _read_stats(str(gmm_runs.root / 'full'))
-    lines_second = _read_stats(str(gmm_runs.root / 'second'))
+    lines_full = harness.read_stats(str(gmm_runs.root / 'full'))
+    lines_second = harness.read_stats(str(gmm_runs.root / 'second'))
     assert len(lines_full) == 6 and len(lines_second) == 3
     for line_full, line_second in zip(lines_full[3:], lines_second):
         names = [n for n in line_second if n.startswith(('Loss/', 'Prior/', 'Sampler/')) and line_second[n]['num'] > 0]
@@ -162,9 +127,8 @@ def test_prior_none_is_bit_identical_to_no_prior(tiny):
     with_loss.loss_kwargs = dnnlib.EasyDict(with_loss.loss_kwargs, class_name='priors.loss.PriorLoss', prior_kwargs=[dict(name='none')])
     a = training_loop_module.training_loop(**base)
     b = training_loop_module.training_loop(**with_loss)
-    sa, sb = _state(a), _state(b)
-    assert [name for name in sa if not torch.equal(sa[name], sb[name])] == []
-    for line_a, line_b in zip(_read_stats(str(root / 'base')), _read_stats(str(root / 'none'))):
+    assert harness.differing(_state(a), _state(b)) == []
+    for line_a, line_b in zip(harness.read_stats(str(root / 'base')), harness.read_stats(str(root / 'none'))):
         losses = [n for n in line_a if n.startswith('Loss/')]
         assert len(losses) >= 8 and [n for n in line_b if n.startswith('Loss/')] == losses
         for name in losses:
@@ -176,14 +140,11 @@ def test_prior_none_is_bit_identical_to_no_prior(tiny):
 # sampler weights and end with the same networks.
 
 def _ddp_worker(rank, tmp_dir, data_path, cache_dir):
-    torch.set_num_threads(1)
     dnnlib.util._dnnlib_cache_dir = cache_dir
-    torch.distributed.init_process_group('gloo', init_method='file://' + os.path.join(tmp_dir, 'init'), rank=rank, world_size=2)
-    training_stats.init_multiprocessing(rank=rank, sync_device=torch.device('cpu'))
+    harness.init_gloo(rank, tmp_dir)
     c = _config(data_path, os.path.join(tmp_dir, 'run'), 6, prior=['gmm'], num_gpus=2, rank=rank, batch_size=8, batch_gpu=2,
                 total_kimg=0.032, kimg_per_tick=0.016)
-    with contextlib.redirect_stdout(io.StringIO()):
-        result = training_loop_module.training_loop(**c)
+    result = harness.run_loop(c)
     prior = result.loss.priors[0]
     torch.save(dict(state=_state(result), history=[h[1] for h in prior.history]), os.path.join(tmp_dir, f'rank{rank}.pt'))
     torch.distributed.destroy_process_group()
@@ -191,15 +152,15 @@ def _ddp_worker(rank, tmp_dir, data_path, cache_dir):
 @pytest.mark.ddp
 def test_gmm_with_two_gloo_ranks(tiny, tmp_path):
     cache_dir = str(tmp_path / 'cache')
-    torch.multiprocessing.spawn(_ddp_worker, args=(str(tmp_path), tiny.data, cache_dir), nprocs=2, start_method='spawn')
-    rank0, rank1 = (torch.load(os.path.join(tmp_path, f'rank{r}.pt')) for r in (0, 1))
-    differing = [name for name in rank0['state'] if not torch.equal(rank0['state'][name], rank1['state'][name])]
+    harness.spawn_two(_ddp_worker, str(tmp_path), tiny.data, cache_dir)
+    rank0, rank1 = harness.load_ranks(tmp_path)
+    differing = harness.differing(rank0['state'], rank1['state'])
     assert all(name.endswith('w_avg') for name in differing), differing
     assert len(rank0['history']) == 3  # f^g estimated at 8, 16 and 24 images...
     for f0, f1 in zip(rank0['history'], rank1['history']):
         assert torch.equal(f0, f1) and float(f0.sum()) == pytest.approx(1.0)  # ...from counts summed over both ranks
 
-    snapshot = _load(str(tmp_path / 'run' / 'network-snapshot-000000.pkl'))
+    snapshot = harness.load(str(tmp_path / 'run' / 'network-snapshot-000000.pkl'))
     ranks = snapshot['resume_state']['ranks']
     # The prior's state is shared (saved once, outside the per-rank entries); per rank only pl_mean and the priors' own.
     assert 'prior_file' in snapshot['resume_state']['loss']['priors']['gmm']

@@ -1,7 +1,5 @@
 """RFGAN end to end on CPU: train.py --prior=rf --cfg=stylegan (shrunk) trains, snapshots the frozen encoder inside D, resumes exactly, and its snapshot works with generate.py and calc_metrics.py; an official pickle resumes weights-only into an RF run; rf composes with other priors that extend D."""
 
-import contextlib
-import io
 import json
 import os
 
@@ -15,51 +13,39 @@ import build_rf
 import calc_metrics
 import dnnlib
 import generate
+import harness
 import legacy
 import seam_priors
 import train
 from metrics import paper_metrics
-from priors import base
-from priors import registry
 from priors.rf import ae_file
 from priors.rf import autoencoder
 from priors.rf import cli as rf_cli
 from priors.rf import encoder as encoder_module
 from torch_utils import misc
-from training import synthetic
-from training import training_loop as training_loop_module
 
 pytestmark = pytest.mark.slow
 
-ARGS = ['--prior=rf', '--cfg=stylegan', '--rf-ae-kimg=0.016', '--cbase=256', '--cmax=16', '--map=2', '--batch=4', '--mbstd-group=2',
-        '--tick=0.004', '--snap=1', '--workers=1', '--aug=noaug', '--seed=5']
+ARGS = ['--prior=rf', '--cfg=stylegan', '--rf-ae-kimg=0.016', *harness.TRAIN_ARGS, '--tick=0.004', '--snap=1', '--aug=noaug', '--seed=5']
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    monkeypatch.setattr(dnnlib.util, '_dnnlib_cache_dir', None)
+def env(cache_env, monkeypatch):
     monkeypatch.setattr(paper_metrics, 'MSSSIM_NUM_PAIRS', 16)
-    yield tmp_path
+    return cache_env
 
 def _train(args):
-    result = CliRunner().invoke(train.main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+    return harness.invoke_ok(train.main, args).output
 
 def _last_snapshot(outdir):
     (run,) = os.listdir(outdir)
     run_dir = os.path.join(outdir, run)
-    pkls = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-'))
-    with open(os.path.join(run_dir, pkls[-1]), 'rb') as f:
-        return run_dir, os.path.join(run_dir, pkls[-1]), legacy.load_network_pkl(f)
-
-def _state(module):
-    return {name: t.detach().clone() for name, t in misc.named_params_and_buffers(module)}
+    pkl = harness.snapshot_path(run_dir)
+    return run_dir, pkl, harness.load(pkl)
 
 #----------------------------------------------------------------------------
 
 def test_train_rf_resume_generate_calc_metrics(env):
-    data = synthetic.make_synthetic_dataset(str(env / 'synth16.zip'), num_images=24, resolution=16, num_modes=4)
+    data = harness.tiny_dataset(env / 'synth16.zip', num_images=24, num_modes=4)
     runs = env / 'runs'
 
     # 4 steps straight; 2 steps, then resumed to 4.
@@ -75,9 +61,7 @@ def test_train_rf_resume_generate_calc_metrics(env):
     run_dir, pkl, full = _last_snapshot(str(runs / 'full'))
     _, _, second = _last_snapshot(str(runs / 'second'))
     assert full['resume_state']['cur_nimg'] == second['resume_state']['cur_nimg'] == 16
-    for key in ('G', 'D', 'G_ema'):
-        a, b = _state(full[key]), _state(second[key])
-        assert [n for n in a if not torch.equal(a[n], b[n])] == [], key
+    assert harness.differing(harness.tensors(full, 'G', 'D', 'G_ema'), harness.tensors(second, 'G', 'D', 'G_ema')) == []
 
     # The snapshot's D carries the encoder: the cached autoencoder's weights, unchanged by training.
     record = ae_file.load_autoencoder_file(str(env / 'cache' / 'priors' / cached[0]))
@@ -113,30 +97,16 @@ def test_train_rf_resume_generate_calc_metrics(env):
     assert 0 < line['results']['msssim10k'] <= 1
 
 #----------------------------------------------------------------------------
-# A training_loop() config with priors, as priors.cli.configure() builds it.
+# A training_loop() config with priors: the harness's tiny run at `resolution`, batch 4 in one round, 2 steps.
 
 def _loop_config(data, run_dir, G_kwargs, D_kwargs, priors, resolution, **overrides):
-    c = dnnlib.EasyDict(
-        run_dir=run_dir, device='cpu', random_seed=0,
-        training_set_kwargs=dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data, use_labels=False,
-                                            max_size=None, xflip=False, resolution=resolution),
-        data_loader_kwargs=dnnlib.EasyDict(num_workers=0),
-        G_kwargs=dnnlib.EasyDict(G_kwargs), D_kwargs=dnnlib.EasyDict(D_kwargs),
-        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        loss_kwargs=dnnlib.EasyDict(class_name='priors.loss.PriorLoss', r1_gamma=1, prior_kwargs=[]),
-        batch_size=4, batch_gpu=4, total_kimg=0.008, kimg_per_tick=0.004, ema_kimg=0.01,
-        image_snapshot_ticks=None, network_snapshot_ticks=None,
-    )
-    built = []
-    for name, kwargs in priors:
-        built.append(registry.build_prior(name, **kwargs))
-        c.loss_kwargs.prior_kwargs.append(dict(name=name, **kwargs))
-    base.check_composition(built)
-    base.apply_updates(c.D_kwargs, base.merge_updates([(p.name, p.D_kwargs_update()) for p in built], 'D_kwargs'))
-    base.apply_updates(c.G_kwargs, base.merge_updates([(p.name, p.G_kwargs_update()) for p in built], 'G_kwargs'))
+    c = harness.loop_config(data, run_dir, 2, random_seed=0, G_kwargs=dnnlib.EasyDict(G_kwargs), D_kwargs=dnnlib.EasyDict(D_kwargs),
+                            loss_kwargs=dnnlib.EasyDict(class_name='priors.loss.PriorLoss', r1_gamma=1, prior_kwargs=[]),
+                            batch_gpu=4, kimg_per_tick=0.004, ema_rampup=None, G_reg_interval=4, D_reg_interval=16,
+                            network_snapshot_ticks=None)
+    c.training_set_kwargs.resolution = resolution
+    harness.add_priors(c, priors)
     c.update(overrides)
-    os.makedirs(run_dir, exist_ok=True)
     return c
 
 def _rf_kwargs(G_kwargs, D_kwargs, cache_dir, **overrides):
@@ -155,7 +125,7 @@ def test_official_pickle_resumes_weights_only_into_an_rf_run(fixtures_dir, tmp_p
     pkl = os.path.join(fixtures_dir, 'official-tiny.pkl')
     with open(pkl, 'rb') as f:
         official = legacy.load_network_pkl(f)
-    data = synthetic.make_synthetic_dataset(str(tmp_path / 'data32.zip'), num_images=8, resolution=32, num_modes=2)
+    data = harness.tiny_dataset(tmp_path / 'data32.zip', num_images=8, num_modes=2, resolution=32)
     G_kwargs = dict(official['G'].init_kwargs, class_name='training.networks.Generator')
     D_kwargs = dict(official['D'].init_kwargs, class_name='training.networks.Discriminator')
     for kwargs in (G_kwargs, D_kwargs):
@@ -165,7 +135,7 @@ def test_official_pickle_resumes_weights_only_into_an_rf_run(fixtures_dir, tmp_p
     c = _loop_config(data, str(tmp_path / 'run'), G_kwargs, D_kwargs, [('rf', rf)], 32, resume_pkl=pkl,
                      G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=1e-9, betas=[0, 0.99], eps=1e-8),
                      D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=1e-9, betas=[0, 0.99], eps=1e-8), ema_kimg=1e9)
-    result = training_loop_module.training_loop(**c)
+    result = harness.run_loop(c, quiet=False)
     assert 'Loading weights only' in capsys.readouterr().out
     trained = dict(misc.named_params_and_buffers(result.D))
     for key, value in misc.named_params_and_buffers(official['D']):
@@ -182,15 +152,11 @@ def test_official_pickle_resumes_weights_only_into_an_rf_run(fixtures_dir, tmp_p
 def test_rf_composes_with_a_head_owner(tmp_path, tiny_G_kwargs, tiny_D_kwargs):
     seam_priors.register()
     try:
-        data = synthetic.make_synthetic_dataset(str(tmp_path / 'data16.zip'), num_images=8, resolution=16, num_modes=2)
-        G_kwargs = {k: v for k, v in tiny_G_kwargs.items() if k not in ('c_dim', 'img_resolution', 'img_channels')}
-        D_kwargs = {k: v for k, v in tiny_D_kwargs.items() if k not in ('c_dim', 'img_resolution', 'img_channels')}
-        G_kwargs['class_name'], D_kwargs['class_name'] = 'training.networks.Generator', 'training.networks.Discriminator'
+        data = harness.tiny_dataset(tmp_path / 'data16.zip', num_images=8, num_modes=2)
+        G_kwargs, D_kwargs = harness.loop_net_kwargs(tiny_G_kwargs, tiny_D_kwargs)
         rf = _rf_kwargs(G_kwargs, D_kwargs, str(tmp_path / 'cache'))
         c = _loop_config(data, str(tmp_path / 'run'), G_kwargs, D_kwargs, [('rf', rf), ('seam-head', {})], 16)
-        with contextlib.redirect_stdout(io.StringIO()):
-            result = training_loop_module.training_loop(**c)
-        D = result.D
+        D = harness.run_loop(c).D
         assert D.b4.out.weight.shape[0] == 2 and D.b4.extra.weight.shape == (32, D.features.num_features)
         assert D.features.is_loaded and D(torch.randn(2, 3, 16, 16), None).shape == (2, 2)
     finally:
@@ -200,7 +166,7 @@ def test_rf_composes_with_a_head_owner(tmp_path, tiny_G_kwargs, tiny_D_kwargs):
 # Configuration: rf with gmm on the command line, and the toy lab's MLP encoder.
 
 def test_rf_configures_with_gmm_and_on_the_toy_lab(env):
-    data = synthetic.make_synthetic_dataset(str(env / 'synth16.zip'), num_images=16, resolution=16, num_modes=2)
+    data = harness.tiny_dataset(env / 'synth16.zip', num_images=16, num_modes=2)
     result = CliRunner().invoke(train.main, ['--outdir', str(env / 'runs'), '--data', data, '--prior=gmm,rf', '--prior-feature=tiny',
                                              '--cfg=stylegan', '--cbase=256', '--cmax=16', '--dry-run'], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -233,26 +199,20 @@ def test_rf_configures_with_gmm_and_on_the_toy_lab(env):
 # end with the same encoder in D, equal to the file rank 0 wrote.
 
 def _ddp_worker(rank, tmp_dir, data_path, G_kwargs, D_kwargs):
-    torch.set_num_threads(1)
-    from torch_utils import training_stats
-    torch.distributed.init_process_group('gloo', init_method='file://' + os.path.join(tmp_dir, 'init'), rank=rank, world_size=2)
-    training_stats.init_multiprocessing(rank=rank, sync_device=torch.device('cpu'))
+    harness.init_gloo(rank, tmp_dir)
     rf = _rf_kwargs(G_kwargs, D_kwargs, os.path.join(tmp_dir, 'cache'), kimg=0.016, batch=8, corruption='none')
     c = _loop_config(data_path, os.path.join(tmp_dir, 'run'), G_kwargs, D_kwargs, [('rf', rf)], 16, num_gpus=2, rank=rank,
                      batch_size=8, batch_gpu=2, total_kimg=0.008)
-    with contextlib.redirect_stdout(io.StringIO()):
-        result = training_loop_module.training_loop(**c)
+    result = harness.run_loop(c)
     torch.save(dict(result.D.features.state_dict()), os.path.join(tmp_dir, f'rank{rank}.pt'))
     torch.distributed.destroy_process_group()
 
 @pytest.mark.ddp
 def test_two_gloo_ranks_share_one_autoencoder(tmp_path, tiny_G_kwargs, tiny_D_kwargs):
-    data = synthetic.make_synthetic_dataset(str(tmp_path / 'data16.zip'), num_images=16, resolution=16, num_modes=2)
-    G_kwargs = {k: v for k, v in tiny_G_kwargs.items() if k not in ('c_dim', 'img_resolution', 'img_channels')}
-    D_kwargs = {k: v for k, v in tiny_D_kwargs.items() if k not in ('c_dim', 'img_resolution', 'img_channels')}
-    G_kwargs['class_name'], D_kwargs['class_name'] = 'training.networks.Generator', 'training.networks.Discriminator'
-    torch.multiprocessing.spawn(_ddp_worker, args=(str(tmp_path), data, G_kwargs, D_kwargs), nprocs=2, start_method='spawn')
-    rank0, rank1 = (torch.load(os.path.join(tmp_path, f'rank{r}.pt')) for r in (0, 1))
+    data = harness.tiny_dataset(tmp_path / 'data16.zip', num_images=16, num_modes=2)
+    G_kwargs, D_kwargs = harness.loop_net_kwargs(tiny_G_kwargs, tiny_D_kwargs)
+    harness.spawn_two(_ddp_worker, str(tmp_path), data, G_kwargs, D_kwargs)
+    rank0, rank1 = harness.load_ranks(tmp_path)
     assert all(torch.equal(rank0[n], rank1[n]) for n in rank0)
     (name,) = [f for f in os.listdir(tmp_path / 'cache') if f.endswith('.pt')]
     record = ae_file.load_autoencoder_file(str(tmp_path / 'cache' / name))

@@ -76,6 +76,7 @@ def test_custom_op_is_used_when_enabled(transpose, in_shape, w_shape, kwargs):
 
 #----------------------------------------------------------------------------
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 @pytest.mark.parametrize('transpose, in_shape, w_shape, kwargs', _all_cases())
 def test_gradcheck_and_gradgradcheck(transpose, in_shape, w_shape, kwargs):
     op, _ = _ops(transpose)

@@ -282,6 +282,7 @@ def test_ppl_z_space_matches_float64_reference(flatten_lpips):
     assert perceptual_path_length.trimmed_mean(dist) < dist.max()  # the top value is trimmed
 
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_ppl_tiny_network_is_seeded_and_batch_independent(env, tiny_G):
     def ppl(batch_size, seed=0):
         opts = metric_utils.MetricOptions(G=tiny_G, device='cpu', seed=seed)
@@ -302,6 +303,7 @@ def test_metric_gives_the_same_value_twice(env, tiny_G, dataset_zip):
     assert metric_main.calc_metric('fid32', seed=1, **kwargs).results.fid32 != first
 
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_generated_features_do_not_depend_on_batch_size(env, tiny_G):
     opts = metric_utils.MetricOptions(G=tiny_G, device='cpu')
     a = metric_utils.compute_feature_stats_for_generator(opts, metric_utils.INCEPTION_URL, dict(return_features=True),
@@ -329,6 +331,7 @@ def test_conditional_generator_draws_dataset_labels(env, dataset_zip, tiny_G_kwa
 #----------------------------------------------------------------------------
 # Dataset feature cache.
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_dataset_features_are_cached_per_options(env, tiny_G, dataset_zip, monkeypatch):
     passes = []
     original = metric_utils._dataset_pass
@@ -357,6 +360,7 @@ def test_dataset_features_are_cached_per_options(env, tiny_G, dataset_zip, monke
 #----------------------------------------------------------------------------
 # One pass for many metrics.
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_three_metrics_share_one_pass_and_match_separate_calls(env, tiny_G, dataset_zip):
     calls = []
     tiny_G.register_forward_hook(lambda module, inputs, output: calls.append(output.shape[0]))

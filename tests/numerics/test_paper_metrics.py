@@ -141,6 +141,7 @@ def test_ms_ssim_identities_and_errors():
         ms_ssim.ms_ssim(x[:, :, :8, :8], x[:, :, :8, :8])
 
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_msssim_metric_matches_reference_pairs(env, tiny_G, dataset_zip):
     opts = metric_utils.MetricOptions(G=tiny_G, dataset_kwargs=_dataset_kwargs(dataset_zip), device='cpu', seed=3)
     result = metric_main.calc_metric('msssim10k', G=tiny_G, dataset_kwargs=_dataset_kwargs(dataset_zip), device='cpu', seed=3).results
@@ -347,6 +348,7 @@ def test_resnet_features_match_functional_reference():
         backbones.resnet_from_state_dict({'weight': torch.zeros(1)})
 
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_fid_r101_on_tiny_backbone(env, tiny_G, dataset_zip):
     kwargs = dict(G=tiny_G, dataset_kwargs=_dataset_kwargs(dataset_zip), device='cpu')
     results = metric_main.calc_metrics(['fid5k_r101', 'fid50k_full_r101'], **kwargs)

@@ -143,6 +143,7 @@ def test_batch_moments_match_numpy():
 
 #----------------------------------------------------------------------------
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_gradcheck_of_every_differentiable_term():
     rng = np.random.default_rng(8)
     t = lambda *shape: torch.tensor(rng.normal(size=shape), requires_grad=True)

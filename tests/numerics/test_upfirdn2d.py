@@ -210,6 +210,7 @@ def test_wrappers_sizes_and_dc_gain():
 #----------------------------------------------------------------------------
 # Gradients of the twin, orders 1 and 2.
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 @pytest.mark.parametrize('case', [CASES[i] for i in (1, 3, 6, 8, 10, 12)], ids=['corr', 'up32', 'crop', 'sepup', 'sepmix', 'nofilt'])
 def test_ref_gradcheck_and_gradgradcheck(case):
     shape, f, up, down, padding, flip, gain = case

@@ -74,6 +74,7 @@ def test_discriminator_architectures(tiny_D_kwargs, architecture):
     assert 'b16.fromrgb.weight' in keys
 
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 def test_training_mode_and_gradients(tiny_G_kwargs, tiny_D_kwargs):
     torch.manual_seed(0)
     G = networks.Generator(**tiny_G_kwargs).train()

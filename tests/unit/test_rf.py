@@ -67,6 +67,7 @@ def test_conv_encoder_rejects_tiny_resolution():
 # Frozen means frozen: D has no encoder parameters, D's optimizer steps (with
 # R1) leave the encoder bytes unchanged, while D's other weights move.
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 @pytest.mark.parametrize('feature_at', ['fc', 'out'])
 def test_frozen_encoder_survives_D_optimizer_steps(feature_at):
     D = _make_D(feature_at)
@@ -93,6 +94,7 @@ def test_frozen_encoder_survives_D_optimizer_steps(feature_at):
 # Input gradients flow through the encoder: d features / d img is non-zero,
 # and D's input gradient (what G and R1 see) changes when the encoder does.
 
+@pytest.mark.slow  # seconds of CPU: in the full suite, not the fast tier
 @pytest.mark.parametrize('feature_at', ['fc', 'out'])
 def test_input_gradient_flows_through_encoder(feature_at):
     D = _make_D(feature_at)
