@@ -112,3 +112,16 @@ def test_the_loop_flushes_deferred_statistics_every_tick(tmp_path):
     assert [t['Loss/scores/real']['num'] for t in ticks] == [16, 32, 16]          # steps 1, 2-3, 4 of 16 reals
     assert [t['Loss/scores/fake']['num'] for t in ticks] == [32, 64, 32]          # G and D steps
     assert all('Loss/signs/real' in t and 'Loss/G/loss' in t and 'Loss/D/loss' in t for t in ticks)
+
+# The fused finiteness check leaves finite gradients as they are and still cleans non-finite ones.
+def test_reduce_gradients_cleans_non_finite_gradients_only():
+    layer = torch.nn.Linear(3, 2)
+    for bad in (None, float('nan'), float('inf'), -float('inf')):
+        grads = [torch.randn(2, 3), torch.randn(2)]
+        if bad is not None:
+            grads[1][0] = bad
+        expected = [torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5) for g in grads]
+        for p, g in zip(layer.parameters(), grads):
+            p.grad = g.clone()
+        loop_module._reduce_gradients(layer, 1, list(layer.parameters()))
+        assert all(torch.equal(p.grad, e) for p, e in zip(layer.parameters(), expected)), bad
