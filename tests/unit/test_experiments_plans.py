@@ -1,0 +1,39 @@
+"""The run plans of the paper files of experiments/ (no training): which arms and seeds each claim runs, and that train.py accepts every option they pass (a renamed knob would otherwise be dropped and only recorded as a deviation)."""
+
+import pytest
+
+from experiments import common, masked, mdgan, p2gan
+
+@pytest.mark.parametrize('module', [masked, mdgan, p2gan], ids=lambda m: m.__name__)
+def test_every_option_of_every_run_is_a_train_py_option(module):
+    for quick in (False, True):
+        for task in module.tasks(quick, [0, 1, 2], list(module.CLAIMS)):
+            kept, missing = common.split_available(task.args)
+            assert not missing, f'{module.__name__} {task.arm}: train.py does not know {missing}'
+            assert f'--seed={task.seed}' in kept
+
+def test_masked_plan_shares_the_baseline_and_runs_the_paper_settings_once():
+    plan = masked.tasks(False, [0, 1, 2], ['masked-ring8-emd', 'weighted-ring8-emd'])
+    arms = {}
+    for t in plan:
+        arms.setdefault(t.arm, []).append(t)
+    assert {a: len(ts) for a, ts in arms.items()} == {'baseline': 3, 'masked': 3, 'weighted': 3, 'masked-G': 3, 'wgan-paper': 1}
+    assert all('weighted-ring8-emd' in t.extra['also'] for t in arms['baseline'] + arms['wgan-paper'])
+    assert all('--gan-loss=wgan' in t.args and '--clip=0.01' in t.args and '--optim=rmsprop' in t.args for t in arms['wgan-paper'])
+    assert all('--gan-loss=logistic' in t.args and '--d-steps=5' in t.args and '--batch=500' in t.args for t in arms['baseline'])
+    assert all('--masked-steps=G' in t.args for t in arms['masked-G'])
+    only_weighted = masked.tasks(False, [0, 1, 2], ['weighted-ring8-emd'])
+    assert {t.arm for t in only_weighted} == {'baseline', 'weighted', 'wgan-paper'}
+    assert all(t.claim == 'weighted-ring8-emd' for t in only_weighted)
+
+def test_mdgan_and_p2gan_plans():
+    arms = {t.arm: t for t in mdgan.tasks(False, [0], list(mdgan.CLAIMS))}
+    assert set(arms) == {'gan', 'reg', 'reg-0.2/0.4'}
+    assert '--mdgan-distance-reduce=sum' in arms['reg'].args and '--step-order=d-first' in arms['gan'].args
+    arms = {t.arm: t for t in p2gan.tasks(False, [0], list(p2gan.CLAIMS))}
+    assert '--post-lambda=0' in arms['w/o P,Z,M,L'].args and '--post-modules=0' in arms['w/o P,Z,M,L'].args
+    assert not any(a.startswith('--post-lambda') for a in arms['full'].args)
+
+def test_budget_of_the_full_runs():
+    minutes = sum(t.est_sec for m in (masked, mdgan, p2gan) for t in m.tasks(False, [0, 1, 2], list(m.CLAIMS))) / 60
+    assert minutes <= 36  # H5's share of the borrowed machine (35 core-minutes; the estimates are loaded-machine overestimates)
