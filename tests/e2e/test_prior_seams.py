@@ -3,8 +3,6 @@ by a head owner that replaces the adversarial loss and gives R1 and ADA their re
 an extra phase with its own optimizer (snapshot, exact resume, two gloo ranks); a sample-time latent transform used
 by generate.py, style_mixing.py, the metrics and the image grids (with an off switch); two priors that both extend D."""
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -17,54 +15,22 @@ from click.testing import CliRunner
 
 import dnnlib
 import generate
-import legacy
+import harness
 import seam_priors
 import style_mixing
-from metrics import metric_main
 from metrics import metric_utils
 from priors import base
-from torch_utils import misc
 from torch_utils import training_stats
 from training import sampling
-from training import training_loop as training_loop_module
-from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
-STEP_KIMG = 0.004  # one step = 4 images
-
+# The harness's tiny run with test-only priors [(name, kwargs), ...].
 def _config(data_path, run_dir, num_steps, priors=(), **overrides):
-    c = dnnlib.EasyDict(
-        run_dir=run_dir, device='cpu', random_seed=3,
-        training_set_kwargs=dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=data_path, use_labels=False,
-                                            max_size=None, xflip=False, resolution=16),
-        data_loader_kwargs=dnnlib.EasyDict(num_workers=0),
-        G_kwargs=dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
-                                 synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)),
-        D_kwargs=dnnlib.EasyDict(class_name='training.networks.Discriminator', channel_base=256, channel_max=16, num_fp16_res=0,
-                                 conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2)),
-        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        loss_kwargs=dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1),
-        G_reg_interval=4, D_reg_interval=3,
-        batch_size=4, batch_gpu=2, ema_kimg=0.01, ema_rampup=0.05,
-        total_kimg=num_steps * STEP_KIMG, kimg_per_tick=2 * STEP_KIMG,
-        image_snapshot_ticks=None, network_snapshot_ticks=2,
-    )
+    c = harness.loop_config(data_path, run_dir, num_steps)
     if priors:
-        # What priors.cli.configure() does with the hooks, without CLI options.
-        instances = [dict(name=name, **kwargs) for name, kwargs in priors]
-        from priors import registry
-        built = [registry.build_prior(e['name'], **{k: v for k, v in e.items() if k != 'name'}) for e in instances]
-        base.check_composition(built)
-        base.apply_updates(c.G_kwargs, base.merge_updates([(p.name, p.G_kwargs_update()) for p in built], 'G_kwargs'))
-        base.apply_updates(c.D_kwargs, base.merge_updates([(p.name, p.D_kwargs_update()) for p in built], 'D_kwargs'))
-        c.loss_kwargs = dnnlib.EasyDict(c.loss_kwargs, class_name='priors.loss.PriorLoss', prior_kwargs=instances)
-        specs = [p.sample_transform_kwargs() for p in built if p.sample_transform_kwargs() is not None]
-        if specs:
-            c.sample_transform_kwargs = specs
+        harness.add_priors(c, priors)
     c.update(overrides)
-    os.makedirs(run_dir, exist_ok=True)
     return c
 
 @pytest.fixture(scope='module', autouse=True)
@@ -75,19 +41,11 @@ def _seam_priors():
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp('seams')
-    return make_synthetic_dataset(str(root / 'tiny16.zip'), num_images=24, resolution=16, num_modes=3, frequencies='uniform')
+    return harness.tiny_dataset(tmp_path_factory.mktemp('seams') / 'tiny16.zip', num_images=24, num_modes=3, frequencies='uniform')
 
-def _state(module):
-    return {name: t.detach().clone() for name, t in misc.named_params_and_buffers(module)}
-
-def _run(c):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return training_loop_module.training_loop(**c)
-
-def _load(path):
-    with open(path, 'rb') as f:
-        return legacy.load_network_pkl(f)
+_state = harness.params
+_run = harness.run_loop
+_load = harness.load
 
 #----------------------------------------------------------------------------
 # D outputs + adversarial-loss override + realness for R1 and ADA.
@@ -145,9 +103,7 @@ def test_extra_phase_trains_its_module_and_resumes_exactly(data, tmp_path):
     assert torch.equal(probe_full.fc.weight, probe_second.fc.weight)
     first_probe = snap['extra_modules']['probe']
     assert not torch.equal(first_probe.fc.weight, probe_full.fc.weight)  # it kept training after the resume
-    for key in ('G', 'D', 'G_ema'):
-        a, b = _state(full[key]), _state(second[key])
-        assert [n for n in a if not torch.equal(a[n], b[n])] == [], key
+    assert harness.differing(harness.tensors(full, 'G', 'D', 'G_ema'), harness.tensors(second, 'G', 'D', 'G_ema')) == []
 
 def test_extra_phase_can_step_G_again(data, tmp_path):
     one = _run(_config(data, str(tmp_path / 'one'), 2, priors=[('seam-phase', {})]))
@@ -156,11 +112,9 @@ def test_extra_phase_can_step_G_again(data, tmp_path):
     assert not torch.equal(w1, w2)  # the second G step ran with G's optimizer
 
 def _ddp_worker(rank, tmp_dir, data_path, per_rank_batch):
-    torch.set_num_threads(1)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     seam_priors.register()
-    torch.distributed.init_process_group('gloo', init_method='file://' + os.path.join(tmp_dir, 'init'), rank=rank, world_size=2)
-    training_stats.init_multiprocessing(rank=rank, sync_device=torch.device('cpu'))
+    harness.init_gloo(rank, tmp_dir)
     c = _config(data_path, os.path.join(tmp_dir, 'run'), 4, priors=[('seam-phase', dict(lr=0.05))], num_gpus=2, rank=rank,
                 batch_size=2 * per_rank_batch, batch_gpu=per_rank_batch, total_kimg=0.016)
     result = _run(c)
@@ -169,8 +123,8 @@ def _ddp_worker(rank, tmp_dir, data_path, per_rank_batch):
 
 @pytest.mark.ddp
 def test_extra_phase_is_all_reduced_over_two_gloo_ranks(data, tmp_path):
-    torch.multiprocessing.spawn(_ddp_worker, args=(str(tmp_path), data, 2), nprocs=2, start_method='spawn')
-    rank0, rank1 = (torch.load(os.path.join(tmp_path, f'rank{r}.pt')) for r in (0, 1))
+    harness.spawn_two(_ddp_worker, str(tmp_path), data, 2)
+    rank0, rank1 = harness.load_ranks(tmp_path)
     assert all(torch.equal(rank0[n], rank1[n]) for n in rank0)
     snap = _load(str(tmp_path / 'run' / 'network-snapshot-000000.pkl'))
     assert torch.equal(snap['extra_modules']['probe'].fc.weight, rank0['fc.weight'])

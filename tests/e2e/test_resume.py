@@ -1,68 +1,33 @@
 """End-to-end tests of exact resume: N steps + resume + N steps equals 2N steps, bit for bit, on CPU."""
 
-import json
-import os
-
 import pytest
 import torch
 
-import legacy
-from torch_utils import misc
+import harness
 from training import training_loop as training_loop_module
-from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
 
 #----------------------------------------------------------------------------
-# A tiny 16x16 run: batch 4 in 2 rounds of 2, a tick every 2 steps. The lazy
-# regularisation and ADA intervals (4, 3, 3) do not divide the 5 steps of the
-# first half, so the resume must restore the step counter and ADA's pending
-# statistics; the DataLoader worker of the first half prefetches ahead, so the
-# sampler must be rewound.
-
-STEP_KIMG = 0.004  # one step = 4 images
+# The harness's tiny run with ADA: batch 4 in 2 rounds of 2, a tick every 2
+# steps. The lazy regularisation and ADA intervals (4, 3, 3) do not divide the
+# 5 steps of the first half, so the resume must restore the step counter and
+# ADA's pending statistics; the DataLoader worker of the first half prefetches
+# ahead, so the sampler must be rewound.
 
 def _tiny_kwargs(data_path, run_dir, num_steps, **overrides):
-    kwargs = dict(
-        run_dir=run_dir, device='cpu', random_seed=3,
-        training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=data_path, use_labels=False,
-                                 max_size=None, xflip=False, resolution=16),
-        data_loader_kwargs=dict(num_workers=0),
-        G_kwargs=dict(class_name='training.networks.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
-                      synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)),
-        D_kwargs=dict(class_name='training.networks.Discriminator', channel_base=256, channel_max=16, num_fp16_res=0,
-                      conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2)),
-        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        loss_kwargs=dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1),
-        augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1, rotate90=1, xint=1, scale=1, brightness=1),
-        augment_p=0.2, ada_target=0.6, ada_interval=3, ada_kimg=1,
-        G_reg_interval=4, D_reg_interval=3,
-        batch_size=4, batch_gpu=2, ema_kimg=0.01, ema_rampup=0.05,
-        total_kimg=num_steps * STEP_KIMG, kimg_per_tick=2 * STEP_KIMG,
-        image_snapshot_ticks=None, network_snapshot_ticks=2,
-    )
-    kwargs.update(overrides)
-    os.makedirs(run_dir, exist_ok=True)
-    return kwargs
+    augment = dict(harness.AUGMENT, scale=1, brightness=1)
+    return harness.loop_config(data_path, run_dir, num_steps, augment_kwargs=augment, augment_p=0.2, ada_target=0.6, ada_interval=3,
+                               ada_kimg=1, **overrides)
 
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    return make_synthetic_dataset(str(tmp_path_factory.mktemp('data') / 'tiny16.zip'), num_images=24, resolution=16, num_modes=4)
-
-
-def _read_stats(run_dir):
-    with open(os.path.join(run_dir, 'stats.jsonl')) as f:
-        return [json.loads(line) for line in f]
+    return harness.tiny_dataset(tmp_path_factory.mktemp('data') / 'tiny16.zip', num_images=24)
 
 
 def _state(result):
-    state = {}
-    for key in ('G', 'D', 'G_ema', 'augment_pipe'):
-        for name, tensor in misc.named_params_and_buffers(result[key]):
-            state[f'{key}.{name}'] = tensor.detach().clone()
-    return state
+    return harness.tensors(result, 'G', 'D', 'G_ema', 'augment_pipe')
 
 #----------------------------------------------------------------------------
 
@@ -72,16 +37,14 @@ def runs(tiny_data, tmp_path_factory):
     full = training_loop_module.training_loop(**_tiny_kwargs(tiny_data, str(root / 'full'), 10))
     first = training_loop_module.training_loop(**_tiny_kwargs(tiny_data, str(root / 'first'), 5,
                                                               data_loader_kwargs=dict(num_workers=1, prefetch_factor=2)))
-    snapshot = os.path.join(str(root / 'first'), 'network-snapshot-000000.pkl')
+    snapshot = str(root / 'first' / 'network-snapshot-000000.pkl')
     second = training_loop_module.training_loop(**_tiny_kwargs(tiny_data, str(root / 'second'), 10, resume_pkl=snapshot))
     return dict(root=root, full=full, first=first, second=second, snapshot=snapshot)
 
 
 def test_resumed_run_has_bit_identical_parameters(runs):
     full, second = _state(runs['full']), _state(runs['second'])
-    assert full.keys() == second.keys()
-    differing = [name for name in full if not torch.equal(full[name], second[name])]
-    assert differing == []
+    assert harness.differing(full, second) == []
     assert runs['second'].cur_nimg == runs['full'].cur_nimg == 40
     assert runs['second'].cur_tick == runs['full'].cur_tick
 
@@ -92,8 +55,8 @@ def test_resumed_run_has_bit_identical_parameters(runs):
 
 
 def test_resumed_run_writes_the_same_stats(runs):
-    full = _read_stats(str(runs['root'] / 'full'))
-    second = _read_stats(str(runs['root'] / 'second'))
+    full = harness.read_stats(str(runs['root'] / 'full'))
+    second = harness.read_stats(str(runs['root'] / 'second'))
     assert len(full) == 6 and len(second) == 3  # ticks 0-5; the resumed run logs ticks 3-5
     for line_full, line_second in zip(full[3:], second):
         assert line_second['Progress/tick']['mean'] == line_full['Progress/tick']['mean']
@@ -108,8 +71,7 @@ def test_resumed_run_writes_the_same_stats(runs):
 
 
 def test_snapshot_layout_and_resume_state(runs):
-    with open(runs['snapshot'], 'rb') as f:
-        data = legacy.load_network_pkl(f)
+    data = harness.load(runs['snapshot'])
     assert list(data) == ['training_set_kwargs', 'G', 'D', 'G_ema', 'augment_pipe', 'resume_state']
     state = data['resume_state']
     assert (state['cur_nimg'], state['cur_tick'], state['batch_idx'], state['num_gpus']) == (20, 3, 5, 1)

@@ -9,45 +9,25 @@ import pickle
 import pytest
 import torch
 
-from torch_utils import training_stats
-
 import dnnlib
+import harness
+from torch_utils import training_stats
 from training import training_loop as training_loop_module
-from training.synthetic import make_synthetic_dataset
 
 pytestmark = pytest.mark.slow
-
-STEP_KIMG = 0.004  # one step = 4 images
 
 #----------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    return make_synthetic_dataset(str(tmp_path_factory.mktemp('data') / 'tiny16.zip'), num_images=16, resolution=16, num_modes=4)
+    return harness.tiny_dataset(tmp_path_factory.mktemp('data') / 'tiny16.zip', num_images=16)
 
 
+# The harness's tiny run with ADA (p adjusted every 3 steps) and no EMA ramp-up.
 def _kwargs(data_path, run_dir, num_steps, **overrides):
-    kwargs = dict(
-        run_dir=run_dir, device='cpu', random_seed=3,
-        training_set_kwargs=dict(class_name='training.dataset.ImageFolderDataset', path=data_path, use_labels=False,
-                                 max_size=None, xflip=False, resolution=16),
-        data_loader_kwargs=dict(num_workers=0),
-        G_kwargs=dict(class_name='training.networks.Generator', z_dim=8, w_dim=8, mapping_kwargs=dict(num_layers=2),
-                      synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None)),
-        D_kwargs=dict(class_name='training.networks.Discriminator', channel_base=256, channel_max=16, num_fp16_res=0,
-                      conv_clamp=None, epilogue_kwargs=dict(mbstd_group_size=2)),
-        G_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        D_opt_kwargs=dict(class_name='torch.optim.Adam', lr=0.0025, betas=[0, 0.99], eps=1e-8),
-        loss_kwargs=dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=1),
-        augment_kwargs=dict(class_name='training.augment.AugmentPipe', xflip=1, rotate90=1, xint=1),
-        augment_p=0.2, ada_target=0.6, ada_interval=3, ada_kimg=1,
-        G_reg_interval=4, D_reg_interval=3, batch_size=4, batch_gpu=2, ema_kimg=0.01,
-        total_kimg=num_steps * STEP_KIMG, kimg_per_tick=2 * STEP_KIMG,
-        image_snapshot_ticks=None, network_snapshot_ticks=2,
-    )
+    kwargs = dict(augment_kwargs=dict(harness.AUGMENT), augment_p=0.2, ada_target=0.6, ada_interval=3, ada_kimg=1, ema_rampup=None)
     kwargs.update(overrides)
-    os.makedirs(run_dir, exist_ok=True)
-    return kwargs
+    return harness.loop_config(data_path, run_dir, num_steps, **kwargs)
 
 #----------------------------------------------------------------------------
 # ADA adjusts p every 3 steps; a snapshot after step 5 holds the signs of steps

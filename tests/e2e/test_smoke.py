@@ -73,7 +73,7 @@ def test_toy_tick_and_points(cache_env):
 
 PRIOR_ARGS = {
     'gmm': ['--prior-feature=tiny', '--prior-components=2', '--prior-pca=4', '--resample-kimg=0.004', '--resample-num=8'],
-    'masked': ['--masked-pool=1'],   # 1 candidate per grid image (the snapshot grids sample through the selection)
+    'masked': ['--masked-sampling=false'],   # the snapshot grids would score candidates image by image
     'mdgan': [],
     'posterior': ['--post-dim=3', '--post-pretrain-kimg=0'],
     'rf': ['--rf-ae-kimg=0.004'],

@@ -10,7 +10,6 @@ import torch
 from click.testing import CliRunner
 
 import calc_metrics
-import dnnlib
 import generate
 import legacy
 import train
@@ -22,14 +21,10 @@ DATA = 'toy:ring8,n=400'
 TINY = ['--cfg=toy', f'--data={DATA}', '--batch=32', '--tick=0.064', '--snap=2']   # 2 iterations a tick
 
 @pytest.fixture(scope='module')
-def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp('toy')
-    mp = pytest.MonkeyPatch()
-    mp.setenv('DNNLIB_CACHE_DIR', str(root / 'cache'))
-    mp.setattr(dnnlib.util, '_dnnlib_cache_dir', None)
-    mp.setattr(toy_metrics, 'NUM_POINTS', 64)
-    yield root
-    mp.undo()
+def env(module_cache_env):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(toy_metrics, 'NUM_POINTS', 64)
+        yield module_cache_env
 
 def _train(outdir, *args):
     result = CliRunner().invoke(train.main, [f'--outdir={outdir}', *TINY, *args], catch_exceptions=False)

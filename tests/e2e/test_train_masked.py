@@ -10,44 +10,32 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import dnnlib
 import generate
-import legacy
-import train
-from torch_utils import misc
+import harness
 from training import sampling
-from training import synthetic
 
 pytestmark = pytest.mark.slow
 
-ARGS = ['--cfg=stylegan', '--prior=masked', '--cbase=256', '--cmax=16', '--map=2', '--batch=4', '--batch-gpu=2',
-        '--mbstd-group=2', '--tick=0.004', '--snap=1', '--workers=1', '--aug=noaug', '--masked-pool=8']
+# A tick of 2 steps, a snapshot each tick. With --masked-sampling (the default) every image of the snapshot grids
+# (1024 of them, one by one) and of generate.py is drawn from --masked-pool candidates scored by G and D: the resume
+# runs switch that off (it changes no training step), one short run keeps it for the sampling checks.
+ARGS = ['--cfg=stylegan', '--prior=masked', *harness.TRAIN_ARGS, '--batch-gpu=2', '--tick=0.008', '--snap=1', '--aug=noaug',
+        '--masked-pool=2']
 
 def _train(outdir, data, *extra):
-    result = CliRunner().invoke(train.main, ['--outdir', outdir, '--data', data] + ARGS + list(extra), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    (run,) = [d for d in os.listdir(outdir)]
-    return os.path.join(outdir, run)
+    return harness.train(outdir, '--data', data, *ARGS, *extra)
 
 def _snapshot(run_dir):
-    with open(os.path.join(run_dir, 'network-snapshot-000000.pkl'), 'rb') as f:
-        return legacy.load_network_pkl(f)
+    return harness.load(harness.snapshot_path(run_dir))
 
-def _params(module):
-    return {n: t.detach().clone() for n, t in misc.named_params_and_buffers(module)}
-
-def test_masked_trains_resumes_exactly_and_samples_through_D(tmp_path, monkeypatch):
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
-    torch.set_num_threads(1)
-    data = synthetic.make_synthetic_dataset(str(tmp_path / 'synth16.zip'), num_images=32, resolution=16, num_modes=4)
-    full = _train(str(tmp_path / 'full'), data, '--kimg=0.016')
-    first = _train(str(tmp_path / 'first'), data, '--kimg=0.008')
-    second = _train(str(tmp_path / 'second'), data, '--kimg=0.016',
-                    '--resume=' + os.path.join(first, 'network-snapshot-000000.pkl'))
+def test_masked_trains_resumes_exactly_and_samples_through_D(cache_env):
+    tmp_path = cache_env
+    data = harness.tiny_dataset(tmp_path / 'synth16.zip', num_images=32)
+    full = _train(str(tmp_path / 'full'), data, '--kimg=0.016', '--masked-sampling=false')
+    first = _train(str(tmp_path / 'first'), data, '--kimg=0.008', '--masked-sampling=false')
+    second = _train(str(tmp_path / 'second'), data, '--kimg=0.016', '--masked-sampling=false', '--resume=' + harness.snapshot_path(first))
     a, b = _snapshot(full), _snapshot(second)
-    for key in ('G', 'D', 'G_ema'):
-        pa, pb = _params(a[key]), _params(b[key])
-        assert [n for n in pa if not torch.equal(pa[n], pb[n])] == [], key
+    assert harness.differing(harness.tensors(a, 'G', 'D', 'G_ema'), harness.tensors(b, 'G', 'D', 'G_ema')) == []
     ranks = a['resume_state']['ranks']
     assert 'generator' in ranks[0]['loss']['priors']['masked']  # the stream position is per-rank state
     with open(os.path.join(full, 'stats.jsonl')) as f:
@@ -55,9 +43,12 @@ def test_masked_trains_resumes_exactly_and_samples_through_D(tmp_path, monkeypat
     assert 'Timing/masked/Dgen_presample_sec' in last and 'Prior/masked/kept_score_Gmain' in last
     assert last['Prior/masked/kept_score_Gmain']['mean'] >= last['Prior/masked/score_Gmain']['mean']
 
-    # The snapshot carries the selection; generate.py uses it unless switched off.
-    assert a[sampling.SNAPSHOT_KEY] == [dict(class_name='priors.masked.prior.MaskedSampleTransform', mode='masked', rate=0.5, pool=8)]
-    pkl = os.path.join(full, 'network-snapshot-000000.pkl')
+    # The snapshot carries the selection (unless --masked-sampling=false); generate.py uses it unless switched off.
+    assert a.get(sampling.SNAPSHOT_KEY, []) == []
+    sampled = _train(str(tmp_path / 'sampled'), data, '--kimg=0.004')
+    a = _snapshot(sampled)
+    assert a[sampling.SNAPSHOT_KEY] == [dict(class_name='priors.masked.prior.MaskedSampleTransform', mode='masked', rate=0.5, pool=2)]
+    pkl = harness.snapshot_path(sampled)
     images = dict()
     for flag in ('true', 'false'):
         out = str(tmp_path / f'gen-{flag}')
