@@ -24,7 +24,7 @@ from priors import features
 from priors.gmm import prior as gmm_prior
 from priors.gmm import prior_file
 from torch_utils import safe_load as safe_loading
-from training import toy_data
+from training import toy_lab
 
 #----------------------------------------------------------------------------
 
@@ -78,7 +78,7 @@ def main(data, out, feature, preset, components, pca, reg_covar, seed, covarianc
     if os.path.isdir(out):
         raise click.ClickException(f'--out: "{out}" is a folder; give a file name such as {os.path.join(out, "prior.pt")}')
     cli.check_output_file(out, '--out')
-    if toy_data.is_toy_spec(data):
+    if toy_lab.is_toy_data(data):
         raise click.ClickException(f'--data={data} is toy data (2-D points); build_prior.py fits image features. For toy runs '
                                    f'train.py --prior=gmm fits the GMM on the points themselves (feature "identity") at the '
                                    f'start of the run')

@@ -17,6 +17,7 @@ from metrics import metric_utils
 from torch_utils import misc
 from torch_utils import safe_load as safe_loading
 from training import toy_data
+from training import toy_lab
 from training import toy_networks
 
 plugins.import_plugins()  # their metrics register themselves, with their extra options
@@ -148,7 +149,7 @@ def _check_metrics_apply(metric_names, G, network_pkl, classifier):
 
 # Dataset kwargs from --data or the pickle, made to match G; the dataset is opened once to check it.
 def _dataset_kwargs(data, mirror, snapshot, G, network_pkl):
-    if data is not None and toy_data.is_toy_spec(data):
+    if data is not None and toy_lab.is_toy_data(data):
         if not toy_networks.is_point_generator(G):
             raise click.ClickException(f'--data={data} is toy data (2-D points), but "{network_pkl}" is an image network; '
                                        f'give its image dataset (folder or zip)')

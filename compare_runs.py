@@ -25,6 +25,7 @@ import PIL.Image
 
 import dnnlib
 from dnnlib import cli
+from training import toy_lab
 
 #----------------------------------------------------------------------------
 # What a run folder holds (training/training_loop.py, train.py, metrics/metric_main.py, priors/, toy lab).
@@ -220,7 +221,7 @@ class Run:
         self.priors = [str(p.get('name', '?')) for p in prior_list(self.options)]
         data_kwargs = self.options.get('training_set_kwargs') or {}
         g_class = (self.options.get('G_kwargs') or {}).get('class_name') or ''
-        self.is_toy = data_kwargs.get('class_name') == 'training.toy_data.ToyDataset' or g_class.startswith('training.toy_networks.')
+        self.is_toy = toy_lab.is_toy_run(self.options)
         self.total_kimg = to_float(self.options.get('total_kimg'))
         self.resolution = data_kwargs.get('resolution') if isinstance(data_kwargs.get('resolution'), int) else None
 

@@ -13,7 +13,7 @@ import legacy
 from dnnlib import cli
 from metrics import noisy_discriminator
 from torch_utils import safe_load
-from training import toy_data
+from training import toy_lab
 
 STATE_FILE = 'noisy-d-state.pt'
 RESULT_FILE = 'missing-modes.json'
@@ -93,7 +93,7 @@ def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, sna
     tau = _parse_thresholds(thresholds)
     device = _pick_device(device)
     for option, path in (('--test-data', test_data), ('--data', data)):
-        if path is not None and toy_data.is_toy_spec(path):
+        if path is not None and toy_lab.is_toy_data(path):
             raise click.ClickException(f'{option}={path} is toy data (2-D points); missing_modes.py counts test images on modes a '
                                        f'generator misses. For toy runs the toy metrics count modes directly: '
                                        f'calc_metrics.py --metrics=toy2k')

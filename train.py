@@ -204,7 +204,7 @@ def _run_basics(opts):
     if not cuda and not _launched_by_torchrun():
         cli.check_cpu_processes(gpus)
     cfg_name = opts.cfg if opts.cfg is not None else ('auto' if opts.data is not None else 'demo')
-    if opts.cfg is None and opts.data is not None and toy_data.is_toy_spec(opts.data):
+    if opts.cfg is None and opts.data is not None and toy_lab.is_toy_data(opts.data):
         cfg_name = 'toy'
     cfg_name = cfg_aliases.get(cfg_name, cfg_name)
     return dnnlib.EasyDict(cuda=cuda, gpus=gpus, cfg_name=cfg_name, demo=cfg_specs.get(cfg_name, {}))
@@ -231,7 +231,7 @@ def _general_kwargs(c, opts, run):
 # --data, --cond, --subset, --mirror: open the dataset once to read its shape and labels. Returns its name.
 def _data_kwargs(c, opts, run):
     data = opts.data if opts.data is not None else _demo_dataset_path()
-    dataset_class = 'training.toy_data.ToyDataset' if toy_data.is_toy_spec(data) else 'training.dataset.ImageFolderDataset'
+    dataset_class = toy_lab.TOY_DATASET_CLASS if toy_lab.is_toy_data(data) else 'training.dataset.ImageFolderDataset'
     c.training_set_kwargs = dnnlib.EasyDict(class_name=dataset_class, path=data, use_labels=True, max_size=None, xflip=False)
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=run.cuda, num_workers=3, prefetch_factor=2)
     try:
@@ -258,7 +258,7 @@ def _data_kwargs(c, opts, run):
             c.training_set_kwargs.max_size = opts.subset
             c.training_set_kwargs.random_seed = opts.seed
     if opts.mirror:
-        if c.training_set_kwargs.class_name == 'training.toy_data.ToyDataset':
+        if c.training_set_kwargs.class_name == toy_lab.TOY_DATASET_CLASS:
             raise click.ClickException(f'--mirror=1 does not apply to toy data ({data}: 2-D points, not images); drop --mirror')
         c.training_set_kwargs.xflip = True
     return name
@@ -410,7 +410,7 @@ def _loop_extra_kwargs(c, opts, run):
 # is given, no style mixing, no EMA, no augmentation, R1/pl in the main phases (no lazy phases). Toy data and the
 # toy config go together; the StyleGAN-only options are refused.
 def _toy_kwargs(c, opts, run):
-    toy_data_given = toy_data.is_toy_spec(c.training_set_kwargs.path)
+    toy_data_given = toy_lab.is_toy_data(c.training_set_kwargs.path)
     if run.cfg_name != 'toy':
         if toy_data_given:
             raise click.ClickException(f'--data={opts.data} is toy data (2-D points); train it with --cfg=toy, not --cfg={run.cfg_name}')
@@ -648,7 +648,7 @@ def run_training_process(rank, c, device, num_local_processes):
             custom_ops.verbosity = 'none'
         if device.type == 'cpu' and num_local_processes > 1:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_local_processes))
-        if device.type == 'cpu' and c.G_kwargs.class_name == 'training.toy_networks.ToyGenerator':
+        if device.type == 'cpu' and toy_lab.is_toy_networks(c.G_kwargs):
             torch.set_num_threads(1)  # the toy MLPs' tiny matmuls: threads cost more than they gain (17x on a busy CPU)
         try:
             training_loop.training_loop(rank=rank, device=device, **c)

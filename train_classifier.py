@@ -9,13 +9,13 @@ import torch
 import dnnlib
 from dnnlib import cli
 from metrics import classifier as classifier_module
-from training import toy_data
+from training import toy_lab
 
 #----------------------------------------------------------------------------
 # All images and integer class labels of a dataset: uint8 [N, C, H, W], int64 [N].
 
 def _load_labelled(path):
-    if toy_data.is_toy_spec(path):
+    if toy_lab.is_toy_data(path):
         raise click.ClickException(f'--data={path} is toy data (2-D points without class labels); the classifier metrics are '
                                    f'for labelled image datasets. Toy runs count modes with the toy metrics (--metrics=toy2k)')
     try:

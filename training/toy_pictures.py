@@ -26,6 +26,7 @@ import PIL.ImageFont
 import torch
 
 import dnnlib
+from training import toy_lab
 
 #----------------------------------------------------------------------------
 # Layout and colours.
@@ -287,7 +288,7 @@ def save_points(outdir, seeds, points, snapshot=None):
     # The picture: over the training data when the snapshot names a toy set that can be opened.
     dataset = None
     kwargs = (snapshot or {}).get('training_set_kwargs')
-    if isinstance(kwargs, dict) and kwargs.get('class_name') == 'training.toy_data.ToyDataset':
+    if isinstance(kwargs, dict) and kwargs.get('class_name') == toy_lab.TOY_DATASET_CLASS:
         try:
             dataset = dnnlib.util.construct_class_by_name(**kwargs)
         except (OSError, ValueError) as err:
