@@ -348,6 +348,17 @@ def _build_from_file(url, device, num_gpus=1, rank=0, input_range='[0,255]', res
 def is_file_spec(name):
     return bool(re.match(r'^[a-z]+://', name)) or '/' in name or '\\' in name or bool(re.search(r'\.(pt|pth|pkl|jit)$', name))
 
+# A local extractor file named on the command line, checked before any work: it must load (safe unless
+# --trust-pickle), so a hostile or wrong file fails at start-up, not after the run folder exists.
+# Registered names, URLs and paths that are not local files pass. Raises ValueError naming the file.
+def check_extractor_file(name_or_path):
+    if not isinstance(name_or_path, str) or name_or_path in _extractors or not is_file_spec(name_or_path):
+        return
+    path = os.path.expanduser(name_or_path)
+    if re.match(r'^[a-z]+://', name_or_path) or not os.path.isfile(path):
+        return
+    _load_network_file(path, torch.device('cpu'))
+
 def build_extractor(name_or_path, device=None, num_gpus=1, rank=0, safe=False, **kwargs):
     # safe: refuse pickled modules (they run code from the file); TorchScript files and state_dicts are fine.
     device = resolve_device(device, rank)
