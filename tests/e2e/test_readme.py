@@ -2,9 +2,9 @@
 
 Every `python ...` command of the README's ```bash blocks runs, in order, from a fresh folder holding links to
 the repository's scripts, with its own dnnlib cache. Left out: the installs (`pip ...`) and the test suite
-(`python -m pytest`), i.e. the rest of the first two commands. The only change: train.py gets --kimg=0.016, which
+(`python -m pytest`), i.e. the rest of the first two commands. The only changes: train.py gets --kimg=0.016, which
 shortens the demo from 8 kimg to one step (the later commands find snapshots by their --outdir, so they do not
-depend on the run length). calc_metrics.py parses the README's own arguments, but runs with qs10k/dds10k
+depend on the run length), and its image grids show 8 x 4 images instead of 32 x 32. calc_metrics.py parses the README's own arguments, but runs with qs10k/dds10k
 counting 256 generated images instead of 10000 (priors.gmm.metrics.NUM_GEN_10K set before the script starts):
 10k images take minutes on a CPU. A benchmark or experiment module (`python -m benchmarks.NAME`, `python -m experiments.NAME`) runs its smallest setting
 (one set, one row, one seed, short runs) and writes no table.
@@ -25,6 +25,11 @@ TRAIN_SHRINK = ['--kimg=0.016']  # one step of the demo's batch of 16
 BENCH_SHRINK = {'experiments.toy_claims': ['--sets=ring8', '--rows=baseline', '--seeds=0', '--kimg=0.1', '--out=none']}
 METRICS_SHRINK = ('import runpy, sys; import priors.gmm.metrics as m; m.NUM_GEN_10K = 256; '
                   'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
+# train.py's image grids (reals, fakes_init, fakes<kimg>) show the first 8 x 4 images instead of up to 32 x 32: two
+# grids of 1024 generated images were most of a one-step demo run (20 of 22 s of CPU).
+TRAIN_GRID_SHRINK = ('import runpy, sys; import training.training_loop as t; grid = t.setup_snapshot_image_grid; '
+                     't.setup_snapshot_image_grid = lambda *a, **k: (lambda size, img, c: ((8, 4), img[:32], c[:32]))(*grid(*a, **k)); '
+                     'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name="__main__")')
 
 #----------------------------------------------------------------------------
 
@@ -72,6 +77,7 @@ def test_readme_commands_run_in_order(tmp_path):
         args = shlex.split(command)
         args[0] = sys.executable
         if args[1] == 'train.py':
+            args[1:1] = ['-c', TRAIN_GRID_SHRINK]
             args += TRAIN_SHRINK
         if args[1] == 'calc_metrics.py':
             args[1:1] = ['-c', METRICS_SHRINK]
