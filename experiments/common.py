@@ -455,6 +455,9 @@ def arms_of(done, arm_label, key):
     return arm(arm_label, [s for s, _ in runs], [r.get(key, float('nan')) for _, r in runs])
 
 def rerun_command(module_name, claim_id, seeds):
+    if module_name == '__main__':  # run as `python -m experiments.<paper>`: name the file, not __main__
+        spec = getattr(sys.modules.get('__main__'), '__spec__', None)
+        module_name = spec.name if spec is not None else module_name
     return f'python -m {module_name} --only={claim_id} --seeds={seeds}'
 
 def prepare(module, quick, seeds, only, keep):

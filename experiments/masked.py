@@ -224,7 +224,7 @@ def finish(claim_id, done, ctx):
     base_runs = [r for t, r in done if t.arm == 'baseline']
     meth_runs = [r for t, r in done if t.arm == method_arm]
     mechanism = (f'Baseline failure as the paper describes it (two modes with most of the mass): the two largest mode shares '
-                 f'of the plain WGAN sum to {_fmt([r["top2_share_off"] for r in base_runs])} of the points '
+                 f'of the baseline (plain prior) sum to {_fmt([r["top2_share_off"] for r in base_runs])} of the points '
                  f'(1/4 when balanced), modes covered {_fmt([r["modes_off"] for r in base_runs])} / 8, HQ '
                  f'{_fmt([r["hq_off"] for r in base_runs])}. Selection signal at the last tick ({method_arm}): std of '
                  f's = sigmoid(D(G(z))) over the pre-sample, G step {_fmt([r.get("score_std_Gmain", float("nan")) for r in meth_runs])}, '
