@@ -65,21 +65,9 @@ class GridSize(click.ParamType):
         return int(match.group(1)), int(match.group(2))
 
 #----------------------------------------------------------------------------
-# Device named on the command line, or CUDA when available, else the CPU.
+# Device named on the command line (dnnlib.cli.pick_device; kept here by name for style_mixing/projector).
 
-def pick_device(name):
-    if name is None:
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise click.ClickException(f'--device={name}, but CUDA is not available here; use --device=cpu')
-    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
-        raise click.ClickException(f'--device={name}, but only {torch.cuda.device_count()} CUDA device(s) are visible; '
-                                   f'use cuda:0 ... cuda:{torch.cuda.device_count() - 1} or --device=cpu')
-    return device
+pick_device = cli.pick_device
 
 #----------------------------------------------------------------------------
 # The G_ema generator of a network pickle (local path or URL), on `device`.

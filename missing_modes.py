@@ -37,18 +37,6 @@ def _parse_thresholds(value):
         raise click.ClickException(f'--thresholds: give numbers in [0, 1), got "{value}"')
     return thresholds
 
-# --device, checked before any work.
-def _pick_device(name):
-    if name is None:
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
-    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise click.ClickException(f'--device={name}, but that CUDA device is not available here; use --device=cpu')
-    return device
-
 # The resumable state of an earlier run in --outdir (safe loading: tensors and plain data only).
 def _load_state(state_path, device):
     try:
@@ -91,7 +79,7 @@ def main(network_pkl, test_data, data, outdir, sigma, kimg, batch, lr, seed, sna
       python missing_modes.py --network=snapshot.pkl --test-data=celeba-test.zip --sigma=3.5 --outdir=out/mm-3.5
     """
     tau = _parse_thresholds(thresholds)
-    device = _pick_device(device)
+    device = cli.pick_device(device)
     for option, path in (('--test-data', test_data), ('--data', data)):
         if path is not None and toy_lab.is_toy_data(path):
             raise click.ClickException(f'{option}={path} is toy data (2-D points); missing_modes.py counts test images on modes a '

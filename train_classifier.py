@@ -32,18 +32,6 @@ def _load_labelled(path):
     finally:
         dataset.close()
 
-# --device, checked before any work.
-def _pick_device(name):
-    if name is None:
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
-    if device.type == 'cuda' and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise click.ClickException(f'--device={name}, but that CUDA device is not available here; use --device=cpu')
-    return device
-
 #----------------------------------------------------------------------------
 
 @click.command(context_settings=dict(max_content_width=120))
@@ -71,7 +59,7 @@ def main(data, out, epochs, batch, lr, width, test_frac, seed, device):
       python train_classifier.py --data=~/datasets/mnist.zip --out=mnist-classifier.pt
       python calc_metrics.py --metrics=mode10k,miss100k --classifier=mnist-classifier.pt --network=snapshot.pkl
     """
-    device = _pick_device(device)
+    device = cli.pick_device(device)
     cli.check_output_file(out, '--out')  # before any training
     images, labels, num_classes, name = _load_labelled(data)
     num_test = int(round(len(images) * test_frac))

@@ -80,3 +80,22 @@ def check_cpu_processes(gpus, option='--gpus'):
         click.echo(f'Note: no CUDA device is in use, so {option}={gpus} starts {gpus} CPU processes{note}.', err=True)
 
 #----------------------------------------------------------------------------
+# --device of every script: the named torch device, checked before any work (a CUDA device that is not there is one
+# line), or CUDA when available, else the CPU.
+
+def pick_device(name):
+    import torch  # pylint: disable=import-outside-toplevel  (dnnlib.cli stays importable without torch)
+    if name is None:
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise click.ClickException(f'--device: "{name}" is not a torch device ({err}); use e.g. "cpu" or "cuda:0"') from err
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise click.ClickException(f'--device={name}, but CUDA is not available here; use --device=cpu')
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise click.ClickException(f'--device={name}, but only {torch.cuda.device_count()} CUDA device(s) are visible; '
+                                   f'use cuda:0 ... cuda:{torch.cuda.device_count() - 1} or --device=cpu')
+    return device
+
+#----------------------------------------------------------------------------
