@@ -4,7 +4,6 @@ import os
 
 import click
 import numpy as np
-import torch
 
 import dnnlib
 from dnnlib import cli
