@@ -734,11 +734,11 @@ def _launched_by_torchrun():
                                      '[default: normal, or the --toy-net preset\'s]', type=click.Choice(['normal', 'uniform', 'uniform01']))
 @click.option('--z-dim',        help='Latent size of G [masked Table 1: 2; MDGAN App. C: 3; unrolled GAN: 256]  [default: 2 for toy, 512 '
                                      'otherwise, or the --toy-net preset\'s]', type=click.IntRange(min=1), metavar='INT')
-@click.option('--toy-net',      help='Toy networks of a paper: masked-table1 (Goerttler & Kloft Table 1: G tanh output, D 3 x 128 tanh, '
-                                     'U(-1,1)^2 latents), masked-table1-sigmoid (its critic with the sigmoid inside D, spec §2.2), mdgan-appc '
+@click.option('--toy-net',      help='Toy networks of a paper: goerttler-table1 (Goerttler & Kloft Table 1: G tanh output, D 3 x 128 tanh, '
+                                     'U(-1,1)^2 latents), goerttler-table1-sigmoid (its critic with the sigmoid inside D, spec §2.2), che-appc '
                                      '(Che et al. App. C: D one 128 ReLU layer, U[0,1]^3 latents), unrolled (Metz et al. 2017 ring: G and D '
                                      '2 x 128 ReLU, 256-D N(0, I) latents); docs/toy-lab.md  [default: default = today\'s toy networks]',
-              type=click.Choice(['default', 'masked-table1', 'masked-table1-sigmoid', 'mdgan-appc', 'unrolled']))
+              type=click.Choice(['default', 'goerttler-table1', 'goerttler-table1-sigmoid', 'che-appc', 'unrolled']))
 @click.option('--optim',        help='Optimizer of G and D, at --glr/--dlr: adam; rmsprop (alpha 0.99, eps 1e-8) [WGAN paper, masked paper '
                                      'spec §2.6.10]; sgd (no momentum)  [default: adam]', type=click.Choice(['adam', 'rmsprop', 'sgd']))
 @click.option('--betas',        help='Adam betas of G and D [P²GAN §5.2: 0,0.999; MDGAN App. C and the unrolled-GAN ring: 0.5,0.999]  '

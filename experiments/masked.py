@@ -45,7 +45,7 @@ SETTINGS = {
     'data':        setting('8 Gaussians on a ring, radius 0.8, std 0.02, 50,000 points (toy:ring8,radius=0.8,std=0.02,n=50000)',
                            '§4.1 "mixture of eight Gaussians"; radius and std silent: spec §2.6.8 (G ends in tanh, so the data '
                            'must lie inside (-1, 1)^2); 50,000 points: spec §2.6.9'),
-    'networks':    setting('G: z -> FC 128 ReLU -> FC 128 ReLU -> FC 2 tanh; D: x -> FC 128 tanh x3 -> FC 1 sigmoid (--toy-net=masked-table1)',
+    'networks':    setting('G: z -> FC 128 ReLU -> FC 128 ReLU -> FC 2 tanh; D: x -> FC 128 tanh x3 -> FC 1 sigmoid (--toy-net=goerttler-table1)',
                            'Table 1'),
     'latent':      setting('U(-1, 1)^2 (--z-dist=uniform --z-dim=2)', 'Table 1 "sampled from U2(-1,1)"'),
     'loss':        setting('WGAN with weight clipping 0.01 (--gan-loss=wgan --clip=0.01)',
@@ -77,7 +77,7 @@ SETTINGS = {
 # The results were similar.", §4.1) spreads G over the ring within 100 G steps. Everything else stays the paper's.
 CLOSEST = {
     'loss':      setting('the standard GAN: non-saturating logistic loss, D = Table 1 with the sigmoid in the loss (--gan-loss=logistic '
-                         '--toy-net=masked-table1)', '§4.1 "the standard GAN with the alternative loss function. The results were similar"'),
+                         '--toy-net=goerttler-table1)', '§4.1 "the standard GAN with the alternative loss function. The results were similar"'),
     'optimiser': setting('Adam, lr 5e-4, betas (0.5, 0.999) (--optim=adam --glr=5e-4 --dlr=5e-4 --betas=0.5,0.999)',
                          'not in the paper for this loss: the toy lab\'s lr, 5x the paper\'s, so that 500 G steps suffice'),
     'length':    setting(f'{STANDARD_STEPS} G steps ({STANDARD_STEPS * BATCH * D_STEPS // 1000} kimg)', 'this file\'s CPU budget'),
@@ -98,12 +98,12 @@ def _common_args(steps, batch, d_steps, snapshots):
 
 def paper_args(steps=STEPS, batch=BATCH, d_steps=D_STEPS, snapshots=6):
     """The paper's own settings (SETTINGS): WGAN with clipping, RMSprop 1e-4, the Table 1 critic with its sigmoid."""
-    return _common_args(steps, batch, d_steps, snapshots) + ['--toy-net=masked-table1-sigmoid', '--gan-loss=wgan', '--clip=0.01',
+    return _common_args(steps, batch, d_steps, snapshots) + ['--toy-net=goerttler-table1-sigmoid', '--gan-loss=wgan', '--clip=0.01',
                                                              '--optim=rmsprop', '--glr=1e-4', '--dlr=1e-4']
 
 def closest_args(steps=STANDARD_STEPS, batch=BATCH, d_steps=D_STEPS, snapshots=6):
     """The closest setting (CLOSEST): the standard GAN loss, Adam 5e-4; all else the paper's."""
-    return _common_args(steps, batch, d_steps, snapshots) + ['--toy-net=masked-table1', '--gan-loss=logistic', '--optim=adam',
+    return _common_args(steps, batch, d_steps, snapshots) + ['--toy-net=goerttler-table1', '--gan-loss=logistic', '--optim=adam',
                                                              '--betas=0.5,0.999', '--glr=5e-4', '--dlr=5e-4']
 
 PRIOR_ARGS = {

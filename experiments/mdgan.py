@@ -37,9 +37,9 @@ SNAPSHOTS = 10
 
 SETTINGS = {
     'data':      setting('6 Gaussians, std 0.1, means on a circle of radius 5 (toy:ring6)', 'App. C'),
-    'G':         setting('3-D uniform noise on [0, 1] -> FC 128 ReLU -> FC 128 ReLU -> FC 2 (--toy-net=mdgan-appc --z-dist=uniform01 --z-dim=3)',
+    'G':         setting('3-D uniform noise on [0, 1] -> FC 128 ReLU -> FC 128 ReLU -> FC 2 (--toy-net=che-appc --z-dist=uniform01 --z-dim=3)',
                          'App. C "two ReLU hidden layers with 128 neurons ... from 3D uniform noise from [0,1]"'),
-    'D':         setting('one fully connected layer of 128 ReLU units -> 1 logit (--toy-net=mdgan-appc)',
+    'D':         setting('one fully connected layer of 128 ReLU units -> 1 logit (--toy-net=che-appc)',
                          'App. C "only one fully connected layer of ReLU neurons"; width silent: 128 (spec §3.6.14)'),
     'E':         setting('the toy D\'s MLP with 3 linear outputs (priors/mdgan)', 'App. C silent; docs/mdgan.md item 5'),
     'optimiser': setting('Adam, lr 1e-4 for G, D and E, betas (0.5, 0.999) (--glr=1e-4 --dlr=1e-4 --betas=0.5,0.999)',
@@ -63,7 +63,7 @@ CLAIMS = {
 
 def paper_args(steps=STEPS, batch=BATCH, snapshots=SNAPSHOTS):
     kimg = steps * batch / 1000
-    return ['--cfg=toy', f'--data={DATA}', '--toy-net=mdgan-appc', '--z-dist=uniform01', '--z-dim=3', '--glr=1e-4', '--dlr=1e-4',
+    return ['--cfg=toy', f'--data={DATA}', '--toy-net=che-appc', '--z-dist=uniform01', '--z-dim=3', '--glr=1e-4', '--dlr=1e-4',
             '--betas=0.5,0.999', '--step-order=d-first', f'--batch={batch}', f'--kimg={kimg:g}', f'--tick={max(kimg / snapshots, 0.001):g}',
             '--snap=1']
 

@@ -254,24 +254,24 @@ class ToyDiscriminator(torch.nn.Module):
 #----------------------------------------------------------------------------
 # The papers' toy networks (train.py --toy-net): G_kwargs / D_kwargs overrides and the latent defaults.
 # 'default' is today's pair (G of Table 1 with a linear output, D of Table 1 with a logit).
-#   masked-table1          Goerttler & Kloft Table 1: G z (2-D U(-1,1)) -> FC 128 ReLU x 2 -> FC 2 tanh;
+#   goerttler-table1       Goerttler & Kloft Table 1: G z (2-D U(-1,1)) -> FC 128 ReLU x 2 -> FC 2 tanh;
 #                          D FC 128 tanh x 3 -> FC 1 (the logit; the loss applies the sigmoid)
-#   masked-table1-sigmoid  the same with the sigmoid inside D, as the paper's critic keeps it for WGAN (spec §2.2, §2.6.1)
-#   mdgan-appc             Che et al. App. C: G z (3-D U[0,1]) -> FC 128 ReLU x 2 -> FC 2; D: one FC layer of
+#   goerttler-table1-sigmoid the same with the sigmoid inside D, as the paper's critic keeps it for WGAN (spec §2.2, §2.6.1)
+#   che-appc               Che et al. App. C: G z (3-D U[0,1]) -> FC 128 ReLU x 2 -> FC 2; D: one FC layer of
 #                          ReLU units (width silent: 128, spec §3.6.14) -> FC 1
 #   unrolled               the unrolled-GAN ring networks (Metz et al. 2017, used by RFGAN's Fig. 3): G z (256-D
 #                          N(0, I)) -> FC 128 ReLU x 2 -> FC 2; D FC 128 ReLU x 2 -> FC 1
 
 TOY_NET_PRESETS = {
-    'default':               dict(G=dict(), D=dict(), z_dist='normal', z_dim=2),
-    'masked-table1':         dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
-                                  D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='linear'), z_dist='uniform', z_dim=2),
-    'masked-table1-sigmoid': dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
-                                  D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='sigmoid'), z_dist='uniform', z_dim=2),
-    'mdgan-appc':            dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
-                                  D=dict(hidden=[128], activation='relu', out_activation='linear'), z_dist='uniform01', z_dim=3),
-    'unrolled':              dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
-                                  D=dict(hidden=[128, 128], activation='relu', out_activation='linear'), z_dist='normal', z_dim=256),
+    'default':                  dict(G=dict(), D=dict(), z_dist='normal', z_dim=2),
+    'goerttler-table1':         dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
+                                    D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='linear'), z_dist='uniform', z_dim=2),
+    'goerttler-table1-sigmoid': dict(G=dict(hidden=[128, 128], activation='relu', out_activation='tanh'),
+                                    D=dict(hidden=[128, 128, 128], activation='tanh', out_activation='sigmoid'), z_dist='uniform', z_dim=2),
+    'che-appc':                 dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
+                                    D=dict(hidden=[128], activation='relu', out_activation='linear'), z_dist='uniform01', z_dim=3),
+    'unrolled':                 dict(G=dict(hidden=[128, 128], activation='relu', out_activation='linear'),
+                                    D=dict(hidden=[128, 128], activation='relu', out_activation='linear'), z_dist='normal', z_dim=256),
 }
 
 #----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 # Every knob at once, on the masked paper's Table 1 networks (G ends in tanh: a ring inside (-1, 1)^2).
 DATA = 'toy:ring8,n=400,radius=0.8'
 TINY = ['--cfg=toy', f'--data={DATA}', '--batch=32', '--tick=0.064', '--snap=1']
-KNOBS = ['--toy-net=masked-table1', '--gan-loss=wgan', '--clip=0.01', '--optim=rmsprop', '--d-steps=2', '--g-steps=2',
+KNOBS = ['--toy-net=goerttler-table1', '--gan-loss=wgan', '--clip=0.01', '--optim=rmsprop', '--d-steps=2', '--g-steps=2',
          '--step-order=d-first', '--lr-decay=step', '--lr-decay-step=0.5,0.1', '--glr=0.0005', '--dlr=0.0005']
 
 @pytest.fixture(scope='module')

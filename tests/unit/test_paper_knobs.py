@@ -174,9 +174,9 @@ def _layers(net):
 def test_toy_net_presets_build_the_papers_networks(tmp_path):
     from training.toy_networks import ToyDiscriminator, ToyGenerator
     expected = {
-        'masked-table1':         ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'linear'),
-        'masked-table1-sigmoid': ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'sigmoid'),
-        'mdgan-appc':            ('uniform01', [(3, 128), (128, 128), (128, 2)], 'linear', [(2, 128), (128, 1)], 'relu', 'linear'),
+        'goerttler-table1':         ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'linear'),
+        'goerttler-table1-sigmoid': ('uniform', [(2, 128), (128, 128), (128, 2)], 'tanh', [(2, 128), (128, 128), (128, 128), (128, 1)], 'tanh', 'sigmoid'),
+        'che-appc':            ('uniform01', [(3, 128), (128, 128), (128, 2)], 'linear', [(2, 128), (128, 1)], 'relu', 'linear'),
         'unrolled':              ('normal', [(256, 128), (128, 128), (128, 2)], 'linear', [(2, 128), (128, 128), (128, 1)], 'relu', 'linear'),
     }
     for preset, (z_dist, G_layers, G_out, D_layers, D_act, D_out) in expected.items():
@@ -192,7 +192,7 @@ def test_toy_net_presets_build_the_papers_networks(tmp_path):
             assert float(x.abs().max()) < 1
         if D_out == 'sigmoid':
             assert 0 <= float(score.min()) and float(score.max()) <= 1
-    c = _config(tmp_path, '--toy-net=mdgan-appc', '--z-dist=normal', '--z-dim=5')    # explicit latents override the preset
+    c = _config(tmp_path, '--toy-net=che-appc', '--z-dist=normal', '--z-dim=5')    # explicit latents override the preset
     assert (c.G_kwargs.mapping_kwargs.z_dist, c.G_kwargs.z_dim, c.G_kwargs.w_dim) == ('normal', 5, 5)
     assert _config(tmp_path, '--toy-net=default').D_kwargs == _config(tmp_path).D_kwargs
 

@@ -41,9 +41,6 @@ def _core_files():
                     yield os.path.join(root, name)
 
 # Names that say "prior": the package folder, its prior names, and the word itself. An `rf` string prefix (rf'...') is Python syntax.
-# Allowed: the names of train.py's --toy-net presets, which name a paper's toy networks (training/toy_networks.py), not a plugin.
-ALLOWED = re.compile(r'\b(masked-table1-sigmoid|masked-table1|mdgan-appc)\b')
-
 def _prior_name_pattern():
     names = sorted(set(_prior_packages()) | {'gmm', 'posterior', 'masked', 'mdgan', 'rf', 'priors'})
     return re.compile(r'\b(' + '|'.join(re.escape(n) for n in names) + r")\b(?!['\"])", re.IGNORECASE)
@@ -58,7 +55,7 @@ def test_core_names_no_prior():
     for path in _core_files():
         with open(path, encoding='utf-8') as f:
             for lineno, line in enumerate(f, 1):
-                if pattern.search(ALLOWED.sub('', line)):
+                if pattern.search(line):
                     hits.append(f'{os.path.relpath(path, ROOT)}:{lineno}: {line.strip()[:120]}')
     assert not hits, 'the core names a prior:\n' + '\n'.join(hits)
 
