@@ -239,10 +239,10 @@ def stat_series(stats, key, field='mean'):
 # Toy scores and points of a snapshot (metrics/toy_metrics.py: 2,000 generated vs 2,000 fresh data points).
 
 def load_snapshot(pkl):
-    """A snapshot this experiment's own train.py run just wrote (so trusted: safe-mode unpickling off)."""
+    """A snapshot this experiment's own train.py run just wrote, loaded in safe mode like any other file."""
     import legacy  # pylint: disable=import-outside-toplevel
     with open(pkl, 'rb') as f:
-        return legacy.load_network_pkl(f, safe=False)
+        return legacy.load_network_pkl(f)
 
 def _metric_options(snapshot, seed, prior_sampling):
     from metrics import metric_utils  # pylint: disable=import-outside-toplevel
