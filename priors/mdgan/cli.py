@@ -10,6 +10,7 @@ import click
 import dnnlib
 from priors import cli
 from priors import features
+from priors.mdgan import networks as mdgan_networks
 from priors.mdgan import prior as mdgan_prior
 from priors.mdgan import regularizers
 
@@ -46,6 +47,10 @@ OPTIONS = [
                       'output layer), or a feature extractor name/path as for --prior-feature'),
     cli.option('--mdgan-distance-reduce', arg='distance_reduce', type=click.Choice(list(regularizers.DISTANCE_REDUCTIONS)),
                  help='mdgan: d averages (mean) or sums (sum: the paper\'s ||x - G(E(x))||^2) the squared differences'),
+    cli.option('--mdgan-e-out', arg='e_out', type=click.Choice(list(mdgan_networks.E_OUTPUTS)),
+                 help='mdgan: E\'s output: linear = G\'s N(0, I) input z; support = squashed into the support of G\'s latent '
+                      '(sigmoid for --z-dist=uniform01, tanh for uniform; spec §3.6.14), which keeps E out of the normal CDF\'s '
+                      'flat tails (a fix, not in the paper)'),
     cli.option('--mdgan-e-lr', default_text="G's --glr", type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',
                  help='mdgan: learning rate of the encoder E (its optimizer is otherwise G\'s)'),
     cli.option('--mdgan-d2-lr', default_text="D's --dlr", type=click.FloatRange(min=0, min_open=True), metavar='FLOAT',

@@ -74,6 +74,32 @@ def build_twin(D, seed):
     return build_like(D, seed)
 
 #----------------------------------------------------------------------------
+# E's output range (--mdgan-e-out). 'linear': E's output is G's input z as it is (z ~ N(0, I) everywhere in
+# the code base; a toy G with --z-dist=uniform01 or uniform turns it into its latent through the normal CDF
+# Phi). 'support': E's raw output e is first squashed into the support of G's latent distribution, as the
+# paper's encoder of U[0, 1] noise would output (spec §3.6.14: sigmoid into [0, 1]), and handed to G as the
+# N(0, I) input that maps onto it: sigmoid(e) for uniform01, tanh(e) for uniform (then Phi^-1), e itself for
+# normal. G's latent is then sigmoid(e) or tanh(e), whose gradient decays like exp(-|e|), not like Phi's
+# exp(-e^2 / 2): measured on the App. C ring, a linear E drifts to |z| > 3 within 1,000 G steps and E's gradient
+# through Phi falls 10^4-fold (docs/mdgan.md).
+E_OUTPUTS = ('linear', 'support')
+_SUPPORT_EPS = 1e-6  # keeps Phi^-1 finite in float32 (|z| <= 4.75)
+
+def encoder_latent(e, z_dist, e_out):
+    """G's N(0, I) input z for E's raw output e [N, z_dim] (see E_OUTPUTS)."""
+    if e_out == 'linear' or z_dist == 'normal':
+        return e
+    if e_out != 'support':
+        raise ValueError(f'mdgan: e_out must be one of {", ".join(E_OUTPUTS)}, got {e_out!r}')
+    if z_dist == 'uniform01':
+        u = torch.sigmoid(e)
+    elif z_dist == 'uniform':
+        u = (torch.tanh(e) + 1) * 0.5
+    else:
+        raise ValueError(f'mdgan: --mdgan-e-out=support knows the latent distributions normal, uniform and uniform01, got {z_dist!r}')
+    return torch.special.ndtri(u.clamp(_SUPPORT_EPS, 1 - _SUPPORT_EPS))
+
+#----------------------------------------------------------------------------
 # The D-feature distance of §3.1 (Larsen et al.'s "learned similarity"): the
 # input of D's output layer, i.e. the last torch.nn.Linear or fully connected
 # layer (a module with a 2-D `weight` whose name ends in 'out', or failing

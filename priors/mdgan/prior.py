@@ -83,6 +83,7 @@ class MDGANPrior(base.Prior):
         d2_reg_interval = 16,       # D2's R1 is applied every this many iterations, with weight x interval (lazy, like D's).
         d2_augment      = True,     # D2 sees its inputs through the run's augmentation pipe (at the run's p).
         gan_loss        = 'logistic', # The run's adversarial loss; the paper's terms are defined for the logistic loss only.
+        e_out           = 'linear', # E's output: 'linear' = G's N(0, I) input z; 'support' = squashed into the support of G's latent (networks.E_OUTPUTS).
     ):
         super().__init__()
         if mode not in MODES:
@@ -101,7 +102,10 @@ class MDGANPrior(base.Prior):
         if gan_loss != 'logistic':
             raise ValueError(f'mdgan: the mode regularisers are -log D terms of the logistic GAN loss, but gan_loss={gan_loss!r}; '
                              f'use --gan-loss=logistic')
+        if e_out not in networks.E_OUTPUTS:
+            raise ValueError(f'mdgan: e_out must be one of {", ".join(networks.E_OUTPUTS)}, got {e_out!r}')
         self.mode, self.lambda1, self.lambda2, self.md_lambda = mode, float(lambda1), float(lambda2), float(md_lambda)
+        self.e_out = e_out
         self.g_steps, self.distance, self.distance_reduce = int(g_steps), distance, distance_reduce
         self.E_opt_kwargs = _opt_kwargs(E_opt_kwargs)
         self.D2_opt_kwargs = _opt_kwargs(D2_opt_kwargs)
@@ -165,7 +169,8 @@ class MDGANPrior(base.Prior):
 
     # E's latents for real images [N, z_dim]; E is unconditional.
     def encode(self, img):
-        return self.E(img, img.new_zeros([img.shape[0], 0]))
+        e = self.E(img, img.new_zeros([img.shape[0], 0]))
+        return networks.encoder_latent(e, getattr(networks.unwrap(self.ctx.G_mapping), 'z_dist', 'normal'), self.e_out)
 
     # G(z) with label c: no style mixing, no truncation, no w_avg update.
     def generate(self, z, c):
