@@ -85,6 +85,9 @@ OPTIONS = [
     cli.option('--prior-quality-scale', arg='quality_scale', type=click.Choice(list(gmm_prior.QUALITY_SCALES)),
                help='gmm: none = Eq. 5 as written; spread = each sample\'s term times trace(Sigma_k) / d of its nearest component '
                     '(detached), so its pull -grad ~ (x - mu) is in data units whatever the width (off = the paper)'),
+    cli.option('--prior-quality-start-kimg', arg='quality_start_kimg', type=click.FloatRange(min=0), metavar='KIMG',
+               help='gmm: late start: apply the Eq. 5 loss only from KIMG on, so G first learns the data with the adversarial '
+                    'loss alone (0 = from the start, the paper)'),
 ]
 
 #----------------------------------------------------------------------------

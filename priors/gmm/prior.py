@@ -49,6 +49,8 @@ Options off by default (issue 18; the paper's method is the default):
     resample_labels          group the reals by known labels (toy modes, dataset class labels)
                              instead of GMM components; generated images go to the nearest label
                              centre (mean real feature of each label in the GMM's space, §3.3 rule)
+    quality_start_kimg       a late start: the Eq. 5 loss only from this many thousand images on, so
+                             G first learns the data with the adversarial loss alone
 
 v1 behaviour (before issue 14) is resample_ema=0, resample_min_per_component=0,
 resample_net='G', resample_noise='const', resample_pixels='float' and a prior
@@ -329,6 +331,7 @@ class GMMPrior(base.Prior):
         quality_scale   = 'none',       # 'none' = Eq. 5; 'spread' = each term times its nearest component's trace(Sigma) / d (off by default).
         resample_max_ratio = 0,         # 0 = Eq. 8; c > 1 = f' clipped to [f^r / c, c f^r] (damped feedback, off by default).
         resample_labels = False,        # Group the reals by known labels (toy modes, class labels) instead of GMM components.
+        quality_start_kimg = 0,         # Apply the quality loss only from this many thousand images on (late start; 0 = the paper).
     ):
         super().__init__()
         for check in [
@@ -339,6 +342,7 @@ class GMMPrior(base.Prior):
             _Check('resample_ema',    resample_ema,   0 <= resample_ema < 1,          'in [0, 1)'),
             _Check('holdout',         holdout,        0 <= holdout < 1,               'in [0, 1)'),
             _Check('resample_max_ratio', resample_max_ratio, resample_max_ratio == 0 or resample_max_ratio > 1, '0 (off) or > 1'),
+            _Check('quality_start_kimg', quality_start_kimg, quality_start_kimg >= 0, '>= 0'),
         ]:
             if not check.ok:
                 raise ValueError(f'Prior "gmm": {check.key} must be {check.allowed}, got {check.value!r}')
@@ -371,6 +375,7 @@ class GMMPrior(base.Prior):
         self.resample_net, self.resample_noise, self.resample_pixels = resample_net, resample_noise, resample_pixels
         self.quality_scale, self.resample_max_ratio = quality_scale, float(resample_max_ratio)
         self.resample_labels = bool(resample_labels)
+        self.quality_start_nimg = int(round(quality_start_kimg * 1000))
         self.group_centres = None       # resample_labels: mean real feature per label [L, d] in the GMM's space
 
         # Training state (see state_dict()).
@@ -467,7 +472,7 @@ class GMMPrior(base.Prior):
     # Lazy schedule and resampling (Eq. 6-8).
 
     def on_progress(self, cur_nimg):
-        self.apply_quality = (self.num_progress % self.lazy == 0)
+        self.apply_quality = (self.num_progress % self.lazy == 0) and cur_nimg >= self.quality_start_nimg
         self.num_progress += 1
         if not self.resample or cur_nimg - self.last_update_nimg < self.resample_nimg:
             return None
