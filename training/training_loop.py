@@ -451,20 +451,21 @@ def _clip_parameters(module, c):
 # latents/labels of every phase (a full batch_size each, split likewise).
 
 def _fetch_batch(data_iter, training_set, num_phases, batch_size, batch_gpu, z_dim, device):
+    rounds = (lambda x: (x,)) if batch_gpu >= batch_size else (lambda x: x.split(batch_gpu))  # one round: no split views
     with profile_range('data_fetch'):
         images, labels = next(data_iter)
         images = images.to(device)
-        real_img = (images if images.is_floating_point() else misc.uint8_to_images(images)).split(batch_gpu)  # float items: toy points
-        real_c = labels.to(device).split(batch_gpu)
+        real_img = rounds(images if images.is_floating_point() else misc.uint8_to_images(images))  # float items: toy points
+        real_c = rounds(labels.to(device))
         all_gen_z = torch.randn([num_phases * batch_size, z_dim], device=device)
-        gen_z = [chunk.split(batch_gpu) for chunk in all_gen_z.split(batch_size)]
+        gen_z = [rounds(chunk) for chunk in (all_gen_z.split(batch_size) if num_phases > 1 else (all_gen_z,))]
         if training_set.label_dim == 0:  # unconditional: no label picks (they drew from numpy's global RNG, which nothing else reads)
             all_gen_c = torch.zeros([num_phases * batch_size, 0], device=device)
         else:
             picks = [training_set.get_label(np.random.randint(len(training_set))) for _ in range(num_phases * batch_size)]
             all_gen_c = torch.from_numpy(np.stack(picks))
             all_gen_c = (all_gen_c.pin_memory() if device.type == 'cuda' else all_gen_c).to(device)
-        gen_c = [chunk.split(batch_gpu) for chunk in all_gen_c.split(batch_size)]
+        gen_c = [rounds(chunk) for chunk in (all_gen_c.split(batch_size) if num_phases > 1 else (all_gen_c,))]
     return real_img, real_c, gen_z, gen_c
 
 #----------------------------------------------------------------------------

@@ -125,3 +125,24 @@ def test_reduce_gradients_cleans_non_finite_gradients_only():
             p.grad = g.clone()
         loop_module._reduce_gradients(layer, 1, list(layer.parameters()))
         assert all(torch.equal(p.grad, e) for p, e in zip(layer.parameters(), expected)), bad
+
+def test_one_round_fetch_equals_the_split_rounds():
+    dataset = toy_data.ToyDataset('toy:ring8,n=300')
+    fetched = []
+    for batch_gpu in (32, 16):  # one round (no split) vs two rounds of 16, from the same streams
+        torch.manual_seed(2)
+        data_iter = toy_lab.ToyBatches(dataset, misc.InfiniteSampler(dataset, seed=4), 32)
+        fetched.append(loop_module._fetch_batch(data_iter, dataset, 3, 32, batch_gpu, 2, torch.device('cpu')))
+    (real_a, c_a, z_a, gc_a), (real_b, c_b, z_b, gc_b) = fetched
+    assert len(real_a) == 1 and len(real_b) == 2 and len(z_a) == len(z_b) == 3
+    assert torch.equal(real_a[0], torch.cat(real_b)) and torch.equal(c_a[0], torch.cat(c_b))
+    for phase_a, phase_b in zip(z_a, z_b):
+        assert len(phase_a) == 1 and torch.equal(phase_a[0], torch.cat(phase_b))
+    assert [tuple(c.shape) for chunk in gc_a for c in chunk] == [(32, 0)] * 3
+
+def test_backward_applies_the_phase_gain():
+    from training.loss import StyleGAN2Loss
+    for gain in (1, 4):
+        w = torch.ones([3], requires_grad=True)
+        StyleGAN2Loss._backward('Dmain', (w * torch.tensor([1.0, 2.0, 3.0])).sum(), gain)
+        assert torch.equal(w.grad, torch.tensor([1.0, 2.0, 3.0]) * gain)
