@@ -25,6 +25,11 @@ OPTIONS = [
                help='masked: the steps whose latents are selected: both = the D and the G step (§3.1 "in both steps"); '
                     'G = the G step only, D trains on the plain prior (an option, not the paper\'s: with the D step masked '
                     'too, D only sees the fakes it already rates best, and its scores over the pre-sample flatten)'),
+    cli.option('--masked-score', arg='score', type=click.Choice(['sigmoid', 'output']),
+               help='masked: the score s of Eq. 2: sigmoid = sigmoid of D\'s output (D\'s output a logit, as in StyleGAN2\'s '
+                    'loss); output = D\'s output as it is, for a critic that already ends in a sigmoid (Table 1, '
+                    '--toy-net=goerttler-table1-sigmoid): s = D(G(z)) as the paper writes it, so weighted weights are '
+                    'proportional to D\'s output and not to sigmoid(D)'),
     cli.option('--masked-pool', arg='sample_pool', type=click.IntRange(min=1), metavar='INT',
                help='masked: candidates per generated image at sampling time (the image is drawn from the masked or '
                     'weighted pmf over them)'),

@@ -65,16 +65,26 @@ def draw_indices(pmf, m, generator):
     return torch.multinomial(pmf.to(torch.float64), int(m), replacement=True, generator=generator)
 
 #----------------------------------------------------------------------------
-# Scores s = sigmoid(realness(D(G(z)))) of latents, in chunks, without gradient.
+# Scores s of latents, in chunks, without gradient: s = sigmoid(realness(D(G(z)))) (score 'sigmoid', D's output a
+# logit) or s = realness(D(G(z))) as it is (score 'output', a critic whose output is already a probability, e.g.
+# Table 1's sigmoid critic: Eq. 2 literally, s = D(G(z))).
+SCORE_CHOICES = ('sigmoid', 'output')
 
-def score_latents(G_mapping, G_synthesis, score_fn, z, c, chunk):
+def score_latents(G_mapping, G_synthesis, score_fn, z, c, chunk, score='sigmoid'):
+    if score not in SCORE_CHOICES:
+        raise ValueError(f'score must be one of {", ".join(SCORE_CHOICES)}, got {score!r}')
     scores = []
     with torch.no_grad():
         for lo in range(0, z.shape[0], chunk):
             ws = G_mapping(z[lo:lo + chunk], c[lo:lo + chunk], skip_w_avg_update=True)
             img = G_synthesis(ws)
-            scores.append(torch.sigmoid(score_fn(img, c[lo:lo + chunk]).to(torch.float64).flatten()))
-    return torch.cat(scores)
+            raw = score_fn(img, c[lo:lo + chunk]).to(torch.float64).flatten()
+            scores.append(torch.sigmoid(raw) if score == 'sigmoid' else raw)
+    out = torch.cat(scores)
+    if score == 'output' and out.numel() and not bool(((out >= 0) & (out <= 1)).all()):
+        raise ValueError(f'score "output" needs D outputs in [0, 1] (a sigmoid critic), got values in '
+                         f'[{float(out.min()):.4g}, {float(out.max()):.4g}]; use score "sigmoid" for a logit')
+    return out
 
 # The scoring pass's G: a synthesis side module (the seam of training.networks.SynthesisNetwork) in eval mode, as
 # at sampling time, so that it neither uses batch statistics nor records them; every module's flag is restored.
@@ -109,6 +119,7 @@ class MaskedPrior(base.Prior):
         sampling    = True,     # Select at sampling time too (generate.py, metrics, grids), as the paper does.
         sample_pool = 64,       # Candidates per generated image at sampling time (see MaskedSampleTransform).
         steps       = 'both',   # Steps whose latents are selected: 'both' (Gmain and Dgen, §3.1 "in both steps") or 'G' (Gmain only; D trains on the plain prior).
+        score       = 'sigmoid',# s = sigmoid(D's realness) ('sigmoid', for a logit) or D's realness as it is ('output', for a sigmoid critic: Table 1).
     ):
         super().__init__()
         if mode not in MODES:
@@ -124,12 +135,18 @@ class MaskedPrior(base.Prior):
         if steps not in STEP_CHOICES:
             raise ValueError(f'Prior "masked": steps must be one of {", ".join(STEP_CHOICES)}, got {steps!r}')
         self.steps = ('Gmain', 'Dgen') if steps == 'both' else ('Gmain',)
+        if score not in SCORE_CHOICES:
+            raise ValueError(f'Prior "masked": score must be one of {", ".join(SCORE_CHOICES)}, got {score!r}')
+        self.score = score
 
     def sample_transform_kwargs(self):
         if not self.sampling:
             return None
         # With a head owner, configure() adds its realness_kwargs() as `realness` (priors.base.bind_realness).
-        return dict(class_name='priors.masked.prior.MaskedSampleTransform', mode=self.mode, rate=self.rate, pool=self.sample_pool)
+        kwargs = dict(class_name='priors.masked.prior.MaskedSampleTransform', mode=self.mode, rate=self.rate, pool=self.sample_pool)
+        if self.score != 'sigmoid':
+            kwargs['score'] = self.score  # only when set: snapshots of the default stay as they were
+        return kwargs
 
     def setup(self, ctx):
         super().setup(ctx)
@@ -150,7 +167,7 @@ class MaskedPrior(base.Prior):
         z_pool = torch.randn([n_local, z_dim], generator=self.generator).to(ctx.device)
         c_pool = c.repeat(int(math.ceil(n_local / c.shape[0])), 1)[:n_local] if c.shape[0] > 0 else c.new_zeros([n_local, c.shape[1]])
         with sampling_mode_side(ctx.G_synthesis):
-            scores = score_latents(ctx.G_mapping, ctx.G_synthesis, ctx.score, z_pool, c_pool, ctx.batch_gpu)
+            scores = score_latents(ctx.G_mapping, ctx.G_synthesis, ctx.score, z_pool, c_pool, ctx.batch_gpu, self.score)
         if ctx.num_gpus > 1:
             z_pool, c_pool, scores = (self._all_gather(t) for t in (z_pool, c_pool, scores))
         pmf = selection_pmf(scores.cpu(), self.mode, self.rate)
@@ -200,10 +217,12 @@ class MaskedPrior(base.Prior):
 # they were, and with a large pool the draw approaches Def. 1 / Def. 2.
 
 class MaskedSampleTransform:
-    def __init__(self, mode='masked', rate=0.5, pool=64, chunk=16, realness=None):
+    def __init__(self, mode='masked', rate=0.5, pool=64, chunk=16, realness=None, score='sigmoid'):
         if mode not in MODES:
             raise ValueError(f'MaskedSampleTransform: mode must be one of {", ".join(MODES)}, got {mode!r}')
-        self.mode, self.rate, self.pool, self.chunk = mode, float(rate), int(pool), int(chunk)
+        if score not in SCORE_CHOICES:
+            raise ValueError(f'MaskedSampleTransform: score must be one of {", ".join(SCORE_CHOICES)}, got {score!r}')
+        self.mode, self.rate, self.pool, self.chunk, self.score = mode, float(rate), int(pool), int(chunk), score
         self.realness = build_realness(realness)  # realness: None (D's logit) or the head owner's realness_kwargs()
 
     # The candidates' stream and the seed of the scoring pass's own randomness (G's noise inputs, a side module's
@@ -224,7 +243,7 @@ class MaskedSampleTransform:
             devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(noise_seed)
-                scores = score_latents(G.mapping, G.synthesis, score_fn, candidates, cs, max(1, min(self.chunk, self.pool)))
+                scores = score_latents(G.mapping, G.synthesis, score_fn, candidates, cs, max(1, min(self.chunk, self.pool)), self.score)
             pmf = selection_pmf(scores.cpu(), self.mode, self.rate)
             out.append(candidates[draw_indices(pmf, 1, gen).to(z.device)])
         return torch.cat(out), c
