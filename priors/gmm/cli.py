@@ -88,6 +88,9 @@ OPTIONS = [
     cli.option('--prior-quality-start-kimg', arg='quality_start_kimg', type=click.FloatRange(min=0), metavar='KIMG',
                help='gmm: late start: apply the Eq. 5 loss only from KIMG on, so G first learns the data with the adversarial '
                     'loss alone (0 = from the start, the paper)'),
+    cli.option('--resample-hq-only', arg='resample_hq_only', type=bool, metavar='BOOL',
+               help='gmm: f_g of Eq. 6 counts only the generated images with log p >= theta of Eq. 5 (inside some component), '
+                    'so low-quality images between modes fill no group (off = the paper)'),
 ]
 
 #----------------------------------------------------------------------------

@@ -51,6 +51,10 @@ Options off by default (issue 18; the paper's method is the default):
                              centre (mean real feature of each label in the GMM's space, §3.3 rule)
     quality_start_kimg       a late start: the Eq. 5 loss only from this many thousand images on, so
                              G first learns the data with the adversarial loss alone
+    resample_hq_only         f^g (Eq. 6) counts only the generated images with log p >= log theta of
+                             Eq. 5, the ones inside some component; a low-quality image between modes
+                             belongs to no group (with none above theta, f^g = 0: every group gets
+                             f^r (1 + alpha), i.e. f' = f^r after normalising)
 
 v1 behaviour (before issue 14) is resample_ema=0, resample_min_per_component=0,
 resample_net='G', resample_noise='const', resample_pixels='float' and a prior
@@ -332,6 +336,7 @@ class GMMPrior(base.Prior):
         resample_max_ratio = 0,         # 0 = Eq. 8; c > 1 = f' clipped to [f^r / c, c f^r] (damped feedback, off by default).
         resample_labels = False,        # Group the reals by known labels (toy modes, class labels) instead of GMM components.
         quality_start_kimg = 0,         # Apply the quality loss only from this many thousand images on (late start; 0 = the paper).
+        resample_hq_only = False,       # f^g counts only generated images with log p >= log theta (off = the paper).
     ):
         super().__init__()
         for check in [
@@ -376,6 +381,7 @@ class GMMPrior(base.Prior):
         self.quality_scale, self.resample_max_ratio = quality_scale, float(resample_max_ratio)
         self.resample_labels = bool(resample_labels)
         self.quality_start_nimg = int(round(quality_start_kimg * 1000))
+        self.resample_hq_only = bool(resample_hq_only)
         self.group_centres = None       # resample_labels: mean real feature per label [L, d] in the GMM's space
 
         # Training state (see state_dict()).
@@ -482,7 +488,7 @@ class GMMPrior(base.Prior):
     # Estimate f^g, update f' and return the per-image weights (float64 [N], identical on all ranks).
     def _update_weights(self, cur_nimg):
         counts = self._generated_counts(update_idx=len(self.history))
-        raw = counts / counts.sum()
+        raw = counts / counts.sum() if counts.sum() > 0 else torch.zeros_like(counts)    # resample_hq_only: maybe none
         previous = self.gen_freqs if self.gen_freqs is not None else self.real_freqs   # the EMA starts at "no correction"
         self.gen_freqs = smoothed_frequencies(previous, raw, self.resample_ema)
         self.freqs = resampled_frequencies(self.real_freqs, self.gen_freqs, self.resample_alpha, max_ratio=self.resample_max_ratio)
@@ -521,7 +527,10 @@ class GMMPrior(base.Prior):
                 img = synthesis(ws, noise_mode=self.resample_noise)
                 if self._quantise:
                     img = misc.images_to_uint8(img).permute(0, 3, 1, 2)  # the pixels the reals were embedded from
-                components = self._assign_generated(self.extractor(img))
+                feats = self.extractor(img)
+                components = self._assign_generated(feats)
+                if self.resample_hq_only:
+                    components = components[self.prior.log_prob(feats).to(components.device) >= self.log_theta]
                 counts += torch.bincount(components.to(ctx.device), minlength=counts.numel()).to(torch.float64)
         if ctx.num_gpus > 1:
             torch.distributed.all_reduce(counts)
