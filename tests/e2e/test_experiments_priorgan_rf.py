@@ -25,9 +25,11 @@ def test_priorgan_tasks_carry_the_papers_settings_and_the_budget():
     assert '--prior=gmm' in method and '--prior-components=8' in method and '--prior-weight=0' in method
     quality = by_arm['+L_Q (paper: delta 0.1 on -log p)']
     assert '--prior-loss-form=paper' in quality and '--prior-weight=0.1' in quality and '--resample=0' in quality
-    assert all('--kimg=200' in t.args and '--cfg=toy' in t.args for t in tasks)
-    searched = [t for t in tasks if t.extra['role'] in ('search', 'extra')]
-    assert len(searched) <= 30                                       # the stated search budget
+    assert all('--cfg=toy' in t.args for t in tasks)
+    assert all('--kimg=200' in t.args for t in tasks if not any(a.startswith('--kimg=') for a in t.extra['arm_args']))   # the length search
+    for claim_id in priorgan.CLAIMS:                                 # the stated search budget, per claim
+        searched = [t for t in priorgan.tasks(False, [0, 1, 2, 3, 4], [claim_id]) if t.extra['role'] in ('search', 'option')]
+        assert len(searched) <= priorgan.SEARCH_LIMIT == 30
     assert {t.seed for t in tasks} == {0, 1, 2}
 
 def test_rfgan_tasks_use_the_unrolled_networks_and_two_g_steps():
