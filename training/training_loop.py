@@ -365,7 +365,7 @@ def _reduce_gradients(module, num_gpus, params=None):
         for p, grad in zip(params, flat.split([p.numel() for p in params])):
             p.grad.copy_(grad.reshape(p.shape))
     grads = [p.grad for p in params if p.grad is not None]
-    if grads and all(g.device.type == 'cpu' and g.dtype == torch.float32 for g in grads):
+    if grads and all(g.is_cpu and g.dtype is torch.float32 for g in grads):
         # One fused finiteness check (it multiplies by 1.0: exact) instead of one nan_to_num per tensor.
         found = torch.zeros([])
         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones([]))
