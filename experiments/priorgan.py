@@ -388,7 +388,7 @@ def tasks(quick, seeds, only):
 # --keep DIR reuses every run whose train.py options and points are unchanged (e.g. adding seeds or arms trains only
 # the new runs); when only MEASURED_VERSION changed (bump it when run() measures something new), the kept run is
 # measured again without training it again.
-MEASURED_VERSION = 2
+MEASURED_VERSION = 3
 
 def _measured_key(task):
     return dict(args=list(task.args), points=task.extra['points'], version=MEASURED_VERSION)
@@ -448,15 +448,32 @@ def measure(task, run_dir=None):
 def score_snapshot(snapshot, points):
     scores = common.toy_scores(snapshot, num=points)
     gen, _, modes = common.toy_points(snapshot, num=points)
-    scores['rare_share'], scores['dds_hq'] = float('nan'), float('nan')
+    scores['rare_share'], scores['dds_hq'], scores['between_share'] = float('nan'), float('nan'), float('nan')
     if modes is not None:
         within = common.mode_shares(gen, modes)
         if within.sum() > 0:
             scores['dds_hq'] = float(np.abs(modes.weights - within / within.sum()).sum())
+        scores['between_share'] = between_share(gen, modes)
     if modes is not None and not np.allclose(modes.weights, modes.weights[0]):
         k = int(np.argmin(modes.weights))
         scores['rare_share'] = float(common.mode_shares(gen, modes)[k] / modes.weights[k])
     return scores
+
+# Of the generated points outside every mode (farther than 3 std from each centre), the share that lies between two
+# modes: within 10 % of the distance between its two nearest centres of the segment joining them (the "bridges" a
+# continuous G of a connected latent leaves between the modes it covers). NaN when every point is in a mode.
+def between_share(points, modes):
+    centres, stds = np.asarray(modes.centres, dtype=np.float64), np.asarray(modes.stds, dtype=np.float64).reshape(len(modes.centres), -1)
+    dist = np.linalg.norm(points[:, None, :] - centres[None], axis=2)                               # [N, K]
+    outside = (dist / stds.max(axis=1)[None] > 3).all(axis=1)
+    if len(centres) < 2 or not outside.any():
+        return float('nan')
+    p = points[outside]
+    near = np.argsort(dist[outside], axis=1)[:, :2]
+    a, b = centres[near[:, 0]], centres[near[:, 1]]
+    t = np.clip(np.sum((p - a) * (b - a), axis=1) / np.maximum(np.sum((b - a) ** 2, axis=1), 1e-12), 0, 1)
+    off = np.linalg.norm(p - (a + t[:, None] * (b - a)), axis=1)
+    return float((off < 0.1 * np.linalg.norm(b - a, axis=1)).mean())
 
 #----------------------------------------------------------------------------
 # Results.
@@ -490,7 +507,8 @@ def _mechanism(claim_id, spec, done):
                          f"within 3 std of the rare mode, some group at f' = 0 in {_fmt([t['zeroed_any'] for t in trajs], 0, 100)} % "
                          f"of the updates")
         else:
-            text += f', EMD {_fmt([r["emd"] for r in runs], 3)}'
+            text += (f', EMD {_fmt([r["emd"] for r in runs], 3)}, of the points outside every mode '
+                     f'{_fmt([r.get("between_share", float("nan")) for r in runs], 0, 100)} % between two neighbouring modes')
             grads = [r['gradients'] for r in runs if r.get('gradients')]
             if grads:
                 start = float(_option(arm_args, '--prior-quality-start-kimg', 0))     # the ratio where L_Q starts

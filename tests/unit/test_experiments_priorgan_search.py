@@ -57,3 +57,15 @@ def test_a_kept_run_is_reused_only_when_unchanged(tmp_path):
     assert priorgan.cached(task) == (None, str(run_dir))
     (run_dir / 'network-snapshot-000000.pkl').unlink()                 # its snapshots are gone: train again
     assert priorgan.cached(task) == (None, None)
+
+def test_between_share_hand_computed():
+    import types
+    import numpy as np
+    ang = np.arange(8) * 2 * np.pi / 8
+    centres = 2 * np.stack([np.cos(ang), np.sin(ang)], 1)
+    modes = types.SimpleNamespace(centres=centres, stds=np.full(8, 0.02))
+    mid = (centres[0] + centres[1]) / 2
+    # outside every mode: the midpoint (between), the origin (not), the midpoint pushed out by 5 % (0.09 < 0.153: between)
+    points = np.array([centres[0], mid, [0.0, 0.0], 1.05 * mid])
+    assert priorgan.between_share(points, modes) == 2 / 3
+    assert np.isnan(priorgan.between_share(centres, modes))             # every point in a mode
