@@ -29,7 +29,8 @@ def test_priorgan_tasks_carry_the_papers_settings_and_the_budget():
     assert all('--kimg=200' in t.args for t in tasks if not any(a.startswith('--kimg=') for a in t.extra['arm_args']))   # the length search
     for claim_id in priorgan.CLAIMS:                                 # the stated search budget, per claim
         searched = [t for t in priorgan.tasks(False, [0, 1, 2, 3, 4], [claim_id]) if t.extra['role'] in ('search', 'option')]
-        assert len(searched) <= priorgan.SEARCH_LIMIT == 30
+        assert len(searched) <= priorgan.SEARCH_LIMIT + priorgan.FOLLOW_UP_RUNS and priorgan.SEARCH_LIMIT == 30
+        assert priorgan.FOLLOW_UP_RUNS <= 4   # one follow-up arm, on the seeds after the first
     assert {t.seed for t in tasks} == {0, 1, 2}
 
 def test_rfgan_tasks_use_the_unrolled_networks_and_two_g_steps():

@@ -38,7 +38,7 @@ def test_references_name_arms_of_the_same_claim_and_the_budget_per_claim():
         labels = {label for label, _, _ in spec['arms']}
         assert set(spec.get('references', {})) <= labels and set(spec.get('references', {}).values()) <= labels
         runs = [t for t in _plan() if t.claim == claim_id and t.extra['role'] in ('search', 'option')]
-        assert len(runs) <= priorgan.SEARCH_LIMIT, (claim_id, len(runs))
+        assert len(runs) <= priorgan.SEARCH_LIMIT + priorgan.FOLLOW_UP_RUNS, (claim_id, len(runs))
 
 def test_a_kept_run_is_reused_only_when_unchanged(tmp_path):
     task = [t for t in _plan() if t.extra['role'] == 'search'][0]
