@@ -40,7 +40,8 @@ def test_mdgan_and_p2gan_plans():
     assert not any(a.startswith('--post-lambda') for a in arms['full'].args)
 
 def test_budget_of_the_full_runs():
-    minutes = sum(t.est_sec for m in (masked, mdgan, p2gan) for t in m.tasks(False, [0, 1, 2], list(m.CLAIMS))) / 60
-    # masked ~15 + p2gan ~11 + mdgan ~63 (20,000 G steps, the spec's length: GAN and Reg-GAN x 3 seeds, 6 search runs of
-    # 5,000 steps, the winner x 3 seeds); the estimates are measured on the loaded 2-core machine.
-    assert minutes <= 90
+    minutes = {m: sum(t.est_sec for t in m.tasks(False, [0, 1, 2], list(m.CLAIMS))) / 60 for m in (masked, mdgan, p2gan)}
+    # mdgan ~63 (20,000 G steps, the spec's length: GAN and Reg-GAN x 3 seeds, 6 search runs of 5,000 steps, the winner
+    # x 3 seeds); the estimates are measured on the loaded 2-core machine.
+    assert minutes[mdgan] <= 65
+    assert minutes[masked] + minutes[p2gan] <= 36  # their share before mdgan's grew (H5: 35 core-minutes for all three then)
