@@ -1,6 +1,6 @@
 """RFGAN (Bang & Shim, "Improved Training of Generative Adversarial Networks using Representative Features", ICML 2018) on its toy claim (§4.1, Fig. 3): on Metz et al.'s ring of 8 Gaussians with std 0.1 a GAN collapses, RFGAN covers the modes.
 
-    python -m experiments.rfgan --jobs=12                 # GAN vs RFGAN, 3 seeds
+    python -m experiments.rfgan --jobs=12                 # GAN vs RFGAN, 5 seeds
     python -m experiments.rfgan --quick                   # the machinery in < 60 s on one core (temporary folder)
     python -m experiments.rfgan --dry-run                 # the runs and their estimated core-minutes
 
@@ -30,7 +30,7 @@ from experiments.common import setting  # pylint: disable=wrong-import-position
 
 NAME = 'experiments.rfgan'
 PAPER = 'Bang & Shim 2018, "Improved Training of Generative Adversarial Networks using Representative Features" (ICML)'
-DEFAULT_SEEDS = '0-2'
+DEFAULT_SEEDS = '0-4'
 
 #----------------------------------------------------------------------------
 # The paper's settings, once, with their sources ("spec" = ../shared/spec/papers-001-004.md §4).
@@ -175,7 +175,8 @@ def finish(claim_id, done, ctx):
                'std 0.1 with the paper\'s networks did not make the baseline collapse in these runs (mean modes >= 6); the next '
                'setting to try is Metz et al.\'s std 0.02 ring (FALLBACK_ARMS)')
     mechanism = 'Baseline failure first: ' + closest + '. ' + '. '.join(parts) + '.'
-    tried = (f'Budget: 2 arms x 3 seeds = 6 runs of {STEPS} G steps. Calibration (seed 0, 3,000 G steps, local): GAN 1 mode at '
+    num_arms, num_seeds = len({t.arm for t, _ in done}), len({t.seed for t, _ in done})
+    tried = (f'Budget: {num_arms} arms x {num_seeds} seeds = {len(done)} runs of {STEPS} G steps. Calibration (seed 0, 3,000 G steps, local): GAN 1 mode at '
              f'the end, 3 hops of the top mode; RFGAN 1 mode, 1 hop; on Metz\'s std 0.02 ring GAN 0 modes, RFGAN 1 mode (3 hops). '
              f'Since the baseline already fails at the paper\'s std 0.1, the std 0.02 fallback (FALLBACK_ARMS) is not run and the '
              f'budget buys a longer run instead. ' +
