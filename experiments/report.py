@@ -28,10 +28,14 @@ def _picture_link(path, page_dir):
     full = path if os.path.isabs(path) else os.path.join(REPO, path)
     return os.path.relpath(full, page_dir).replace(os.sep, '/')
 
+# The paper's authors and year: its citation up to the quoted title.
+def _authors(paper):
+    return paper.split(', "')[0]
+
 def verdict_table(results):
     lines = ['| claim | paper | paper\'s number | metric | baseline | method | verdict |', '|---|---|---|---|---|---|---|']
     for r in results:
-        lines.append(f'| [{_esc(r["claim_id"])}](#{r["claim_id"]}) | {_esc(r["paper"].split(",")[0])} | {_esc(r["paper_number"])} | '
+        lines.append(f'| [{_esc(r["claim_id"])}](#{r["claim_id"]}) | {_esc(_authors(r["paper"]))} | {_esc(r["paper_number"])} | '
                      f'{_esc(r["metric"])} | {_esc(r["baseline"]["label"])}: {common.fmt_arm(r["baseline"])} | '
                      f'{_esc(r["method"]["label"])}: {common.fmt_arm(r["method"])} | **{r["verdict"]}** |')
     return '\n'.join(lines)
