@@ -28,6 +28,19 @@ TRAIN_ARGS = ['--cbase=256', '--cmax=16', '--map=2', '--batch=4', '--mbstd-group
 AUGMENT = dict(class_name='training.augment.AugmentPipe', xflip=1, rotate90=1, xint=1)
 
 #----------------------------------------------------------------------------
+# A toy "G" for the latent priors' tests: the mapping is the identity on z (z_dim 3, one w), the synthesis turns
+# w into a 1x1 image, so the image of z is z itself and a D that reads the image scores z directly.
+
+class IdentityMapping(torch.nn.Module):
+    z_dim = 3
+    def forward(self, z, c, skip_w_avg_update=False):
+        return z.unsqueeze(1)
+
+class PointSynthesis(torch.nn.Module):
+    def forward(self, ws):
+        return ws[:, 0].reshape(ws.shape[0], -1, 1, 1)
+
+#----------------------------------------------------------------------------
 # Networks and training_loop() configs.
 
 def tiny_G_kwargs(channel_max=32, **overrides):

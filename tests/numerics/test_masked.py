@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import dnnlib
+import harness
 from priors.masked import prior as masked
 
 #----------------------------------------------------------------------------
@@ -51,14 +52,7 @@ def test_options_are_checked():
 # A toy "G": mapping is the identity on z, synthesis turns w into a 1x1 image;
 # D scores that image with its first coordinate. So the score of z is sig(z_0).
 
-class _Mapping(torch.nn.Module):
-    z_dim = 3
-    def forward(self, z, c, skip_w_avg_update=False):
-        return z.unsqueeze(1)
-
-class _Synthesis(torch.nn.Module):
-    def forward(self, ws):
-        return ws[:, 0].reshape(ws.shape[0], -1, 1, 1)
+_Mapping, _Synthesis = harness.IdentityMapping, harness.PointSynthesis  # z -> the 1x1 image z
 
 def _setup(batch_size=8, batch_gpu=4, presample=2.0, mode='masked', rate=0.5):
     calls = []

@@ -7,19 +7,13 @@ import pytest
 import torch
 
 import dnnlib
+import harness
 
 #----------------------------------------------------------------------------
 # Toy "G" of test_masked.py: the image of z is z itself; rank 0's D scores its images far higher than rank 1's
 # (a local-only selection would still keep rank 1's own best latents; the global one keeps rank 0's only).
 
-class _Mapping(torch.nn.Module):
-    z_dim = 3
-    def forward(self, z, c, skip_w_avg_update=False):
-        return z.unsqueeze(1)
-
-class _Synthesis(torch.nn.Module):
-    def forward(self, ws):
-        return ws[:, 0].reshape(ws.shape[0], -1, 1, 1)
+_Mapping, _Synthesis = harness.IdentityMapping, harness.PointSynthesis  # z -> the 1x1 image z
 
 def _worker(rank, tmp_dir):
     torch.set_num_threads(1)

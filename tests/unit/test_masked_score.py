@@ -4,17 +4,11 @@ import pytest
 import torch
 
 import dnnlib
+import harness
 from priors.masked import cli as masked_cli
 from priors.masked import prior as masked
 
-class _Mapping(torch.nn.Module):
-    z_dim = 3
-    def forward(self, z, c, skip_w_avg_update=False):
-        return z.unsqueeze(1)
-
-class _Synthesis(torch.nn.Module):
-    def forward(self, ws):
-        return ws[:, 0].reshape(ws.shape[0], -1, 1, 1)
+_Mapping, _Synthesis = harness.IdentityMapping, harness.PointSynthesis  # z -> the 1x1 image z
 
 def _critic(img, c):  # a sigmoid critic: its output is already a probability
     return torch.sigmoid(3 * img[:, :1, 0, 0])
