@@ -35,20 +35,37 @@ def is_toy_dataset(dataset):
 # Batches of toy points without torch's DataLoader: the sampler's indices for a whole batch at once and one numpy
 # gather, instead of a Python call, a tensor and a collate per point (issue 18 item 6). The index sequence, the
 # sampler's state and the batches are those of DataLoader(dataset, sampler=sampler, batch_size=n, num_workers=0).
+#
+# From an InfiniteSampler on one process it also takes several batches ahead (up to PREFETCH_INDICES indices, one
+# sampler call and one gather for all of them) and hands them out one by one: the per-call cost of the two is most
+# of what the batch fetch costs at toy batch sizes. The sampler's private RNG is the only one it draws from, so the
+# batches are the same; a snapshot rewinds the sampler by the indices taken but not yet handed out, as it does for
+# a DataLoader's prefetch (the training loop counts the consumed ones). Any other sampler, e.g. PriorGAN's
+# resampler, whose weights change between batches, is read one batch at a time.
+
+PREFETCH_INDICES = 2048  # within what InfiniteSampler.state_dict(num_unused) can rewind (its anchors are 4096 steps apart)
 
 class ToyBatches:
     def __init__(self, dataset, sampler, batch_size):
+        from torch_utils import misc
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.indices = iter(sampler)
+        bulk = type(self.indices) is misc._InfiniteSamplerIterator and self.indices.num_replicas == 1
+        self.batches_ahead = max(1, PREFETCH_INDICES // self.batch_size) if bulk else 1
+        self._ready = iter(())
         torch.empty((), dtype=torch.int64).random_()  # the one draw DataLoader's iterator takes (its base seed): same RNG stream
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        idx = take_indices(self.indices, self.batch_size)
-        points, labels = gather_points(self.dataset, idx)
-        return points, labels
+        batch = next(self._ready, None)
+        if batch is None:
+            idx = take_indices(self.indices, self.batch_size * self.batches_ahead)
+            points, labels = gather_points(self.dataset, idx)
+            self._ready = zip(points.split(self.batch_size), labels.split(self.batch_size))
+            batch = next(self._ready)
+        return batch
 
 # The next n indices of a sampler iterator. torch_utils.misc.InfiniteSampler's iterator on one process is stepped
 # in bulk (its random draws in one call: numpy's RandomState.randint(w, size=n) equals n calls of randint(w));

@@ -41,6 +41,24 @@ def test_toy_batches_equal_the_dataloader_and_draw_the_same_rng():
         (x, c), (y, d) = next(loader), next(batches)
         assert torch.equal(x, y) and x.dtype == y.dtype and torch.equal(c, d) and c.dtype == d.dtype
 
+# Batches taken ahead (one sampler call and one gather for several) are the batches read one at a time, and the
+# sampler's state rewound by the indices not yet handed out is the one-at-a-time reader's state (what a snapshot saves).
+def test_batches_taken_ahead_equal_one_at_a_time_and_rewind_exactly():
+    dataset = toy_data.ToyDataset('toy:ring8,n=3000')
+    ahead_sampler, one_sampler = misc.InfiniteSampler(dataset, seed=2), misc.InfiniteSampler(dataset, seed=2)
+    ahead, one = toy_lab.ToyBatches(dataset, ahead_sampler, 96), toy_lab.ToyBatches(dataset, one_sampler, 96)
+    one.batches_ahead = 1
+    assert ahead.batches_ahead == toy_lab.PREFETCH_INDICES // 96 > 1
+    for step in range(1, 70):                                  # past two rewind anchors (every 4096 indices)
+        (x, c), (y, d) = next(ahead), next(one)
+        assert torch.equal(x, y) and torch.equal(c, d), step
+        if step in (1, 21, 22, 43, 69):
+            unused = ahead_sampler.state_dict()['num_yielded'] - step * 96
+            assert unused > 0 or step in (21, 42)
+            rewound, expected = ahead_sampler.state_dict(num_unused=unused) if unused else ahead_sampler.state_dict(), one_sampler.state_dict()
+            assert rewound['idx'] == expected['idx'] == step * 96 and torch.equal(rewound['order'], expected['order']), step
+            assert all(np.array_equal(np.asarray(rewound['rng'][k]), np.asarray(expected['rng'][k])) for k in expected['rng']), step
+
 def test_unconditional_fetch_draws_no_label_picks():
     dataset = toy_data.ToyDataset('toy:ring8,n=300')
     data_iter = toy_lab.ToyBatches(dataset, misc.InfiniteSampler(dataset), 32)
