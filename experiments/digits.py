@@ -228,9 +228,10 @@ def finish(claim_id, done, ctx):
     base = {key: common.arms_of(done, 'baseline', key) for key in ('kl', 'miss', 'rare_share', 'msssim')}
     picture = _fakes_picture(done, os.path.join(ctx.pictures_dir, 'digits-fakes.png'))
     pictures = [os.path.relpath(picture, common.REPO)] if picture else []
-    counts = _train_counts(prepare(ctx.quick)['data'])
+    size, data_path = (QUICK if ctx.quick else FULL), prepare(ctx.quick)['data']
+    counts = _train_counts(data_path)
     real_rare = float(counts[list(RARE)].sum() / counts.sum())
-    real_msssim = _real_msssim(prepare(ctx.quick)['data'], (QUICK if ctx.quick else FULL)['num_pairs'])
+    real_msssim = _real_msssim(data_path, size['num_pairs'])
     errors = [f'{t.arm} seed {t.seed}: {r["error"][-300:]}' for t, r in done if 'error' in r]
     last = None
     for label in ARMS:
@@ -245,7 +246,7 @@ def finish(claim_id, done, ctx):
             paper_number='none (no digits experiment in the papers)', metric='KL(generated class histogram || data class histogram), lower is better',
             command=ctx.command, settings=common.settings_text(SETTINGS),
             deviations=['not a paper experiment: the rung where the image-space priors meet images on a CPU budget',
-                        f'{(QUICK if ctx.quick else FULL)["kimg"]} kimg of a tiny config is far from convergence; compare arms, not absolute numbers'],
+                        f'{size["kimg"]} kimg of a tiny config is far from convergence; compare arms, not absolute numbers'],
             baseline=dict(base['kl'], label='baseline (--cfg=demo, no prior)'), method=dict(method['kl'], label=f'--prior={label}'),
             extra_arms=extra, verdict=common.verdict(base['kl'], method['kl'], better='lower'),
             mechanism=_mechanism(done, base, method, label, real_rare, real_msssim), tried=('failed runs: ' + '; '.join(errors)) if errors else 'one setting per prior (its defaults), no search',
